@@ -1,0 +1,27 @@
+"""Batched augmentation on the training device: whole batches at once, per-image random parameters."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
+    """Zero-pad by `padding` and crop back at an independent random offset per image."""
+    if padding <= 0:
+        return images
+    n, _, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    rows = (torch.arange(height, device=images.device) + dy)[:, :, None]  # [N, H, 1]
+    cols = (torch.arange(width, device=images.device) + dx)[:, None, :]  # [N, 1, W]
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    # Advanced indexing gathers [N, H, W, C]; move channels back to the front.
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+
+
+def random_flip(images: torch.Tensor) -> torch.Tensor:
+    """Mirror a random half of the images left-right."""
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)

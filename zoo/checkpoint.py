@@ -1,0 +1,116 @@
+"""safetensors checkpoints with string metadata, atomic writes, and strict, explained loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from zoo.errors import WeightsError
+
+FORMAT = "zoo/1"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_weights_path(file_name: str) -> Path:
+    """Where a shipped weights file lives: the `zoo.weights` package (repo `weights/`, or site-packages)."""
+    return Path(str(resources.files("zoo.weights").joinpath(file_name)))
+
+
+def library_versions() -> dict[str, str]:
+    import safetensors
+    import timm
+
+    return {"torch": torch.__version__, "timm": timm.__version__, "safetensors": safetensors.__version__}
+
+
+def git_commit() -> str:
+    """The commit of the source tree this code runs from, or "unknown" outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def atomic_write(path: Path, write: callable) -> None:
+    """Call write(temporary_path), then rename over `path`: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, object]
+) -> None:
+    """Write tensors and metadata atomically; non-string metadata values are stored as JSON."""
+    strings = {"format": FORMAT}
+    strings.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    # safetensors refuses shared or non-contiguous storage; a clone per tensor is cheap at these sizes.
+    plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    atomic_write(Path(path), lambda tmp: save_file(plain, str(tmp), metadata=strings))
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read every tensor and the metadata; a missing, corrupt or foreign file is a WeightsError."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise WeightsError(f"{path} is not a valid safetensors file ({error})") from None
+    return tensors, metadata
+
+
+def load_model_weights(model: nn.Module, path: str | os.PathLike[str], model_name: str) -> dict[str, str]:
+    """Load a model checkpoint strictly into `model`, naming every missing, unexpected or misshapen tensor."""
+    tensors, metadata = read_checkpoint(path)
+    owner = metadata.get("model")
+    if owner is None:
+        raise WeightsError(f"{path} is not a zoo checkpoint (no 'model' in its metadata)")
+    if owner != model_name:
+        raise WeightsError(f"{path} holds weights for {owner!r}, not {model_name!r}")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    misshapen = sorted(
+        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    )
+    problems = []
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected: " + ", ".join(unexpected))
+    if misshapen:
+        problems.append("wrong shape: " + ", ".join(misshapen))
+    if problems:
+        raise WeightsError(f"{path} does not fit {model_name}: " + "; ".join(problems))
+    model.load_state_dict(tensors)
+    return metadata

@@ -1,0 +1,84 @@
+"""Training recipes: plain data, one frozen dataclass per model, every field overridable from the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 30  # passes over the training split
+    batch_size: int = 256  # images per optimizer step
+    optimizer: str = "sgd"  # any timm optimizer name: sgd (Nesterov), adamw, lamb, ...
+    lr: float = 0.1  # peak learning rate at batch_size
+    momentum: float = 0.9  # SGD momentum (ignored by Adam-type optimizers)
+    weight_decay: float = 5e-4  # decoupled for AdamW; never applied to biases and norm parameters
+    warmup_epochs: float = 1.0  # linear warm-up before the cosine decay, in epochs
+    min_lr_ratio: float = 0.01  # final learning rate as a fraction of lr
+    label_smoothing: float = 0.1  # cross-entropy target smoothing
+    ema_decay: float = 0.0  # exponential moving average of weights per step; 0 disables
+    crop_padding: int = 2  # random translation by up to this many pixels (zero padding); 0 disables
+    hflip: bool = True  # random horizontal flip
+    erasing: float = 0.0  # probability of random erasing (cutout) per image
+    dropout: float = 0.0  # dropout before the classifier, passed to the builder when it accepts it
+    val_size: int = 5000  # images held out of the training set for model selection
+    split_seed: int = 0  # seed of the train/validation split, fixed so seeds compare on one split
+    seed: int = 0  # seed of initialisation, shuffling and augmentation
+    compile: bool = False  # torch.compile the model (worth it on a GPU for long runs)
+
+    def replace(self, **overrides: object) -> Recipe:
+        """A copy with some fields changed; unknown names or wrong types are user errors."""
+        from zoo.errors import ZooError
+
+        known = {f.name: f for f in dataclasses.fields(self)}
+        converted = {}
+        for key, value in overrides.items():
+            if key not in known:
+                raise ZooError(f"unknown recipe field {key!r}; known fields: {', '.join(known)}")
+            converted[key] = _coerce(key, value, type(getattr(self, key)))
+        new = dataclasses.replace(self, **converted)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        from zoo.errors import ZooError
+
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_epochs": self.warmup_epochs >= 0,
+            "label_smoothing": 0 <= self.label_smoothing < 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
+            "crop_padding": self.crop_padding >= 0,
+            "erasing": 0 <= self.erasing <= 1,
+            "dropout": 0 <= self.dropout < 1,
+            "val_size": self.val_size >= 0,
+        }
+        for field, ok in checks.items():
+            if not ok:
+                raise ZooError(f"invalid value for {field}: {getattr(self, field)!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(key: str, value: object, kind: type) -> object:
+    from zoo.errors import ZooError
+
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ZooError(f"invalid value for {key}: {value!r} (expected {kind.__name__})") from None
