@@ -6,9 +6,11 @@
 >>> model = zoo.create_model("cnn_20k")
 """
 
-from zoo.api import create_model, evaluate, train
+from zoo.api import create_model, evaluate, model_info, model_row, train
 from zoo.errors import ZooError
 from zoo.registry import ModelSpec, get_spec, list_models
 
 __version__ = "0.1.0"
-__all__ = ["ModelSpec", "ZooError", "create_model", "evaluate", "get_spec", "list_models", "train"]
+__all__ = [
+    "ModelSpec", "ZooError", "create_model", "evaluate", "get_spec", "list_models", "model_info", "model_row", "train",
+]  # fmt: skip

@@ -106,6 +106,8 @@ def evaluate(
     """
     from zoo.training.engine import resolve_device
 
+    if batch_size < 1:
+        raise ZooError(f"invalid batch size {batch_size}")
     if isinstance(name_or_model, str):
         model_spec = get_spec(name_or_model)
         if weights is None:
@@ -117,8 +119,6 @@ def evaluate(
         if name is None:
             raise ZooError("evaluate() needs spec=NAME for a model that did not come from zoo.create_model")
         model_spec = get_spec(name)
-    if batch_size < 1:
-        raise ZooError(f"invalid batch size {batch_size}")
     resolved = resolve_device(device)
     test = load_dataset(model_spec.dataset, data_dir).test
     if limit:
@@ -138,7 +138,52 @@ def evaluate(
         split="test",
         images=len(test),
         accuracy=(predicted == test.labels).float().mean().item(),
-        per_class={c: round(a, 6) for c, a in zip(model_spec.classes, per_class.tolist())},
+        per_class={c: round(a, 6) for c, a in zip(model_spec.classes, per_class.tolist(), strict=True)},
         confusion_matrix=confusion.tolist(),
         tta_flip=model_spec.tta_flip,
     )
+
+
+def model_row(name: str) -> dict[str, object]:
+    """One model's line in `zoo list`: the registry's facts plus whether weights are present."""
+    spec = get_spec(name)
+    return {
+        "name": spec.name,
+        "dataset": spec.dataset,
+        "family": spec.family,
+        "params": spec.params,
+        "budget": spec.budget,
+        "macs": spec.macs,
+        "accuracy": spec.accuracy,
+        "weights_present": spec.weights_sha256 is not None and shipped_weights_path(spec.weights_file).is_file(),
+    }
+
+
+def model_info(name: str) -> dict[str, object]:
+    """Everything `zoo info` shows: per-layer summary measured on the real model, recipe, preprocessing, weights."""
+    from dataclasses import asdict
+
+    from zoo.summary import summarize
+
+    spec = get_spec(name)
+    layers = summarize(spec.builder(), spec.input_shape)
+    return {
+        **model_row(name),
+        "description": spec.description,
+        "min_params": spec.min_params,
+        "classes": list(spec.classes),
+        "input_shape": list(spec.input_shape),
+        "layers": [
+            {"name": r.name, "type": r.kind, "output_shape": list(r.output_shape), "params": r.params, "macs": r.macs}
+            for r in layers
+        ],
+        "recipe": spec.recipe.to_dict(),
+        "preprocessing": asdict(spec.preprocessing),
+        "tta_flip": spec.tta_flip,
+        "weights": {
+            "file": spec.weights_file,
+            "sha256": spec.weights_sha256,
+            "present": model_row(name)["weights_present"],
+        },
+        "metrics": dict(spec.metrics),
+    }

@@ -1,0 +1,40 @@
+"""Shared fixtures. Tests read real data from $ZOO_DATA (CI sets ../shared/data) and never download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ["ZOO_OFFLINE"] = "1"  # nothing may download at test time
+if "ZOO_DATA" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["ZOO_DATA"] = str(REPO.parent / "shared" / "data")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder with the real data sets; tests that need it skip (with the reason) where it is absent."""
+    path = os.environ.get("ZOO_DATA")
+    if not path or not (Path(path) / "fashion-mnist").is_dir():
+        pytest.skip("real data not found: set ZOO_DATA to the folder with fashion-mnist/ and cifar10-jpeg.tar.gz")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(data_dir: Path):
+    from zoo.data import load_dataset
+
+    return load_dataset("fashion_mnist", data_dir)

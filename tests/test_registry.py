@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import zoo
+from zoo.errors import ZooError
+from zoo.registry import register
+
+
+def test_registering_a_duplicate_name_fails():
+    spec = zoo.get_spec("cnn_10k")
+    with pytest.raises(ValueError, match="already registered"):
+        register(dataclasses.replace(spec))
+
+
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(ZooError, match="did you mean 'cnn_20k'"):
+        zoo.get_spec("cnn_20")
+
+
+def test_list_models_filters_by_glob_or_substring():
+    assert zoo.list_models("fcn_*") == ["fcn_50k", "fcn_100k", "fcn_200k"]
+    assert zoo.list_models("cifar") == ["cifar_cnn_best", "resnet18_cifar"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_recipe_overrides_are_typed_and_checked():
+    recipe = zoo.get_spec("cnn_10k").recipe
+    changed = recipe.replace(epochs="3", lr="0.05", hflip="false")
+    assert (changed.epochs, changed.lr, changed.hflip) == (3, 0.05, False)
+    with pytest.raises(ZooError, match="unknown recipe field"):
+        recipe.replace(epoch=3)
+    with pytest.raises(ZooError, match="invalid value for epochs"):
+        recipe.replace(epochs=0)
+    with pytest.raises(ZooError, match="expected int"):
+        recipe.replace(batch_size="many")
+
+
+def test_untrained_model_refuses_pretrained_with_a_clear_error():
+    spec = zoo.get_spec("resnet18_cifar")
+    if spec.weights_sha256 is not None:
+        pytest.skip("resnet18_cifar ships weights now")
+    with pytest.raises(ZooError, match="no trained weights shipped yet"):
+        zoo.create_model("resnet18_cifar", pretrained=True)

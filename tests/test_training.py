@@ -1,0 +1,93 @@
+"""Short real training runs on Fashion-MNIST subsets: the loop learns, resumes, and writes what it promises."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import zoo
+from zoo.checkpoint import read_checkpoint
+from zoo.errors import WeightsError, ZooError
+
+QUICK = {"limit_train": 4000, "val_size": 1000, "batch_size": 128, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("run") / "cnn_10k"
+    result = zoo.train("cnn_10k", epochs=3, out=out, data_dir=data_dir, seed=0, **QUICK)
+    return result, out
+
+
+def test_loss_falls_and_accuracy_rises_well_above_chance(quick_run):
+    result, out = quick_run
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert records[-1]["val_accuracy"] > records[0]["val_accuracy"] - 0.02
+    assert result.test_accuracy > 0.6  # chance is 0.1
+    assert result.val_accuracy == max(r["val_accuracy"] for r in records)
+
+
+def test_run_folder_holds_config_report_and_checkpoints_with_metadata(quick_run):
+    result, out = quick_run
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "cnn_10k" and config["recipe"]["epochs"] == 3 and config["train_images"] == 4000
+    report = json.loads((out / "report.json").read_text())
+    assert report["test_accuracy"] == result.test_accuracy and report["params"] == zoo.get_spec("cnn_10k").params
+    _, meta = read_checkpoint(out / "best.safetensors")
+    for key in ("model", "recipe", "epoch", "val_accuracy", "test_accuracy", "dataset", "versions", "git_commit"):
+        assert key in meta, key
+    assert meta["model"] == "cnn_10k" and json.loads(meta["recipe"])["epochs"] == 3
+    assert abs(json.loads(meta["test_accuracy"]) - result.test_accuracy) < 1e-9
+
+
+def test_evaluate_reproduces_the_reported_test_accuracy(quick_run, data_dir):
+    result, out = quick_run
+    evaluation = zoo.evaluate("cnn_10k", weights=out / "best.safetensors", data_dir=data_dir)
+    assert evaluation.accuracy == pytest.approx(result.test_accuracy, abs=1e-6)
+    assert sum(map(sum, evaluation.confusion_matrix)) == 10000
+    assert set(evaluation.per_class) == set(zoo.get_spec("cnn_10k").classes)
+
+
+def test_resume_continues_from_the_saved_epoch(tmp_path, data_dir):
+    out = tmp_path / "run"
+    zoo.train("fcn_50k", epochs=1, out=out, data_dir=data_dir, **QUICK)
+    first_epoch_weights, _ = read_checkpoint(out / "last.safetensors")
+    zoo.train("fcn_50k", epochs=3, resume=out, data_dir=data_dir, **QUICK)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    tensors, meta = read_checkpoint(out / "last.safetensors")
+    assert meta["epoch"] == "3"
+    assert not torch.equal(tensors["model.1.weight"], first_epoch_weights["model.1.weight"])
+
+
+def test_same_seed_gives_the_same_run(tmp_path, data_dir):
+    small = dict(QUICK, limit_train=1000)
+    a = zoo.train("fcn_50k", epochs=1, out=tmp_path / "a", data_dir=data_dir, **small)
+    b = zoo.train("fcn_50k", epochs=1, out=tmp_path / "b", data_dir=data_dir, **small)
+    assert a.test_accuracy == b.test_accuracy
+
+
+def test_existing_run_folder_is_never_overwritten(quick_run, data_dir):
+    _, out = quick_run
+    with pytest.raises(ZooError, match="already holds a run"):
+        zoo.train("cnn_10k", epochs=1, out=out, data_dir=data_dir, **QUICK)
+
+
+def test_bad_weights_are_refused_with_clear_errors(tmp_path, quick_run):
+    _, out = quick_run
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 64)
+    with pytest.raises(WeightsError, match="not a valid safetensors file"):
+        zoo.create_model("cnn_10k", weights=garbage)
+    with pytest.raises(WeightsError, match="holds weights for 'cnn_10k', not 'cnn_20k'"):
+        zoo.create_model("cnn_20k", weights=out / "best.safetensors")
+    with pytest.raises(WeightsError, match="does not exist"):
+        zoo.create_model("cnn_10k", weights=tmp_path / "missing.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes((out / "best.safetensors").read_bytes()[:-100])
+    with pytest.raises(WeightsError, match="not a valid safetensors file"):
+        zoo.create_model("cnn_10k", weights=truncated)

@@ -1,0 +1,209 @@
+"""The `zoo` command line: thin commands over the Python API, Rich tables for people, --json for programs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import zoo
+from zoo.errors import ZooError
+
+app = typer.Typer(
+    name="zoo",
+    help="Small image classifiers at fixed parameter budgets: train, evaluate, export, predict, benchmark.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Folder with the data set (else $ZOO_DATA, the cache, ...).")
+]
+Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: auto).")]
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2%}"
+
+
+@app.command("list")
+def list_command(
+    pattern: Annotated[str | None, typer.Argument(help="Filter, e.g. 'cnn_*' or 'fcn'.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List the registered models with their budgets, cost and shipped accuracy."""
+    rows = [zoo.model_row(name) for name in zoo.list_models(pattern)]
+    if pattern and not rows:
+        raise ZooError(f"no model matches {pattern!r}; run `zoo list` to see all")
+    if as_json:
+        return emit_json(rows)
+    table = Table(title="zoo models")
+    for column in ("name", "data set", "params / budget", "MACs", "test acc.", "weights"):
+        table.add_column(column, justify="left" if column in ("name", "data set") else "right")
+    for row in rows:
+        table.add_row(
+            row["name"], row["dataset"], f"{row['params']:,} / {row['budget']:,}", f"{row['macs']:,}",
+            _percent(row["accuracy"]), "yes" if row["weights_present"] else "no",
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command("info")
+def info_command(name: str, as_json: JsonFlag = False) -> None:
+    """Per-layer table (output shape, parameters, MACs), budget, recipe, preprocessing and weights."""
+    info = zoo.model_info(name)
+    if as_json:
+        return emit_json(info)
+    table = Table(title=f"{name}: {info['description']}")
+    for column in ("layer", "type", "output shape", "params", "MACs"):
+        table.add_column(column, justify="right" if column in ("params", "MACs") else "left")
+    for layer in info["layers"]:
+        shape = "×".join(map(str, layer["output_shape"]))
+        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}", f"{layer['macs']:,}")
+    table.add_section()
+    table.add_row("total", "", "", f"{info['params']:,}", f"{info['macs']:,}")
+    out.print(table)
+    out.print(
+        f"budget: {info['min_params']:,} – {info['budget']:,} parameters ({info['params'] / info['budget']:.1%} used)"
+    )
+    out.print(f"data set: {info['dataset']}   classes: {', '.join(info['classes'])}")
+    pre = info["preprocessing"]
+    out.print(
+        f"preprocessing: {pre['channels']} channel(s) {pre['size'][0]}×{pre['size'][1]}, mean {pre['mean']}, std {pre['std']}"
+    )
+    out.print("recipe: " + ", ".join(f"{k}={v}" for k, v in info["recipe"].items()))
+    weights = info["weights"]
+    out.print(
+        f"weights: {weights['file']} ({'present' if weights['present'] else 'not shipped'}), sha256 {weights['sha256'] or '—'}"
+    )
+    if info["metrics"]:
+        out.print("metrics: " + ", ".join(f"{k}={v}" for k, v in info["metrics"].items()))
+
+
+def _parse_overrides(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ZooError(f"--set expects FIELD=VALUE, got {item!r}")
+        overrides[key.strip().replace("-", "_")] = value.strip()
+    return overrides
+
+
+@app.command("train")
+def train_command(
+    name: str,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (recipe default otherwise).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
+    device: Device = None,
+    data_dir: DataDir = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/NAME/TIME-seedN).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder (or its last.safetensors).")
+    ] = None,
+    limit_train: Annotated[int | None, typer.Option(help="Train on the first N training images only.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override any recipe field: --set ema_decay=0.999")
+    ] = None,
+) -> None:
+    """Train a model with its recipe; writes a run folder with checkpoints, metrics and a report."""
+    overrides: dict[str, object] = _parse_overrides(set_ or [])
+    explicit = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "compile": compile}
+    overrides.update({k: v for k, v in explicit.items() if v is not None})
+    result = zoo.train(
+        name, data_dir=data_dir, out=out_dir, device=device, resume=resume, limit_train=limit_train, **overrides
+    )
+    table = Table(title=f"{name}: training report", show_header=False)
+    table.add_row("test accuracy", f"{result.test_accuracy:.2%}")
+    table.add_row("validation accuracy", f"{result.val_accuracy:.2%} (epoch {result.best_epoch})")
+    table.add_row("training time", f"{result.train_seconds:.1f} s on {result.device}")
+    table.add_row("throughput", f"{result.images_per_second:,.0f} images/s")
+    table.add_row("parameters", f"{result.params:,}")
+    table.add_row("best checkpoint", result.best_checkpoint)
+    out.print(table)
+
+
+@app.command("eval")
+def eval_command(
+    name: str,
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint to evaluate (default: shipped weights).")] = None,
+    data_dir: DataDir = None,
+    device: Device = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 1000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Test accuracy, per-class accuracy and confusion matrix."""
+    result = zoo.evaluate(name, weights=weights, data_dir=data_dir, device=device, batch_size=batch_size)
+    if as_json:
+        return emit_json(result.to_dict())
+    out.print(
+        f"[bold]{result.model}[/]: test accuracy {result.accuracy:.2%} on {result.images:,} {result.dataset} images"
+    )
+    table = Table(title="per-class accuracy and confusion matrix (rows: true class)")
+    table.add_column("class")
+    table.add_column("acc.", justify="right")
+    for index in range(len(result.per_class)):
+        table.add_column(str(index), justify="right")
+    for index, (cls, accuracy) in enumerate(result.per_class.items()):
+        table.add_row(f"{index} {cls}", _percent(accuracy), *map(str, result.confusion_matrix[index]))
+    out.print(table)
+
+
+def _click_error(error: BaseException, name: str) -> bool:
+    # Recent typer releases vendor their own copy of click, so its exception classes are matched by
+    # name rather than imported from one module or the other.
+    return any(cls.__name__ == name for cls in type(error).__mro__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a non-zero status; ZOO_DEBUG=1 shows tracebacks."""
+    command = typer.main.get_command(app)
+    debug = bool(os.environ.get("ZOO_DEBUG"))
+    try:
+        result = command.main(args=argv, prog_name="zoo", standalone_mode=False)
+    except ZooError as error:
+        if debug:
+            raise
+        err.print(f"error: {error}", soft_wrap=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as error:
+        if _click_error(error, "NoArgsIsHelpError"):
+            out.print(error.ctx.get_help())
+            return 0
+        if debug or not _click_error(error, "ClickException"):
+            raise
+        where = error.ctx.command_path if getattr(error, "ctx", None) else "zoo"
+        err.print(f"error: {error.format_message()} (try `{where} --help`)", soft_wrap=True)
+        return error.exit_code
+    except BaseException as error:  # click's Exit and Abort are BaseException subclasses in some versions
+        if _click_error(error, "Exit"):
+            return error.exit_code
+        if _click_error(error, "Abort"):
+            err.print("aborted")
+            return 130
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
