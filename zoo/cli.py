@@ -166,6 +166,35 @@ def eval_command(
     out.print(table)
 
 
+@app.command("study")
+def study_command(
+    patterns: Annotated[list[str] | None, typer.Argument(help="Models to include (default: 'fcn_*' 'cnn_*').")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where the study's run folders are (RUNS/<model>/seed<k>).")] = Path("runs/study"),
+    docs_dir: Annotated[Path, typer.Option(help="Where the table, plot and model cards are written.")] = Path("docs"),
+    train: Annotated[bool, typer.Option("--train", help="Train missing runs first (resumes interrupted ones).")] = False,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds to train with --train.")] = "0,1,2",
+    ship: Annotated[bool, typer.Option("--ship", help="Copy each model's best-validation run into weights/.")] = False,
+    device: Device = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """FCN vs CNN: accuracy (mean ± std over seeds) against parameters, with the published results."""
+    from zoo.study import markdown_table, run_study
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ZooError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    options = {"device": device, "data_dir": data_dir} if train else {}
+    studies = run_study(
+        patterns, runs_dir=runs_dir, docs_dir=docs_dir, seeds=seed_list, train=train, ship_weights=ship, **options
+    )
+    if as_json:
+        return emit_json([s.to_dict() for s in studies])
+    out.print(markdown_table(studies))
+    out.print(f"wrote {docs_dir / 'study.md'}, {docs_dir / 'study.png'} and {len(studies)} model cards in {docs_dir / 'models'}")
+
+
 def _click_error(error: BaseException, name: str) -> bool:
     # Recent typer releases vendor their own copy of click, so its exception classes are matched by
     # name rather than imported from one module or the other.

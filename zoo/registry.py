@@ -5,10 +5,14 @@ A name goes through one path: name -> ModelSpec -> builder -> weights (sha256-ch
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
+import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from types import MappingProxyType
 
 from torch import nn
@@ -78,13 +82,28 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+MANIFEST = "manifest.json"
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add a spec, joined with the facts about its shipped weights (hash, measured metrics) if any."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is already registered")
+    shipped = shipped_weights_manifest().get(spec.name)
+    if shipped and spec.weights_sha256 is None:
+        spec = dataclasses.replace(spec, weights_sha256=shipped["sha256"], metrics=MappingProxyType(shipped["metrics"]))
     _REGISTRY[spec.name] = spec
     return spec
+
+
+@functools.cache
+def shipped_weights_manifest() -> dict[str, dict]:
+    """weights/manifest.json: per model, the sha256 and measured metrics of its shipped weights file.
+
+    Written by `zoo study --ship` from real training runs, checked by tests against the files themselves.
+    """
+    path = resources.files("zoo.weights").joinpath(MANIFEST)
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def registry() -> Mapping[str, ModelSpec]:

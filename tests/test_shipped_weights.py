@@ -1,0 +1,48 @@
+"""Shipped weights are what the registry says they are: the same bytes, and the same test accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+import zoo
+from zoo.api import pretrained_weights_path
+from zoo.checkpoint import sha256_file, shipped_weights_path
+from zoo.registry import shipped_weights_manifest
+
+SHIPPED = [name for name in zoo.list_models() if zoo.get_spec(name).weights_sha256]
+# Large CIFAR models take minutes to evaluate on a CPU; they run in CI's slow pass.
+SLOW = {"cifar_cnn_best", "resnet18_cifar"}
+
+
+def test_manifest_only_names_registered_models_with_files():
+    for name, entry in shipped_weights_manifest().items():
+        assert name in zoo.list_models()
+        assert shipped_weights_path(zoo.get_spec(name).weights_file).is_file(), name
+        assert 0 < entry["metrics"]["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_file_matches_its_registry_sha256(name):
+    spec = zoo.get_spec(name)
+    assert sha256_file(pretrained_weights_path(spec)) == spec.weights_sha256
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SHIPPED])
+def test_shipped_weights_reach_the_registry_test_accuracy(name, data_dir):
+    spec = zoo.get_spec(name)
+    result = zoo.evaluate(name, data_dir=data_dir)
+    assert result.accuracy == pytest.approx(spec.metrics["test_accuracy"], abs=2e-4)  # 2 images of 10,000
+
+
+def test_tampered_weights_fail_the_hash_check(tmp_path, monkeypatch):
+    if not SHIPPED:
+        pytest.skip("no shipped weights yet")
+    name = SHIPPED[0]
+    spec = zoo.get_spec(name)
+    tampered = tmp_path / spec.weights_file
+    data = bytearray(shipped_weights_path(spec.weights_file).read_bytes())
+    data[-1] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    monkeypatch.setattr("zoo.api.shipped_weights_path", lambda file_name: tmp_path / file_name)
+    with pytest.raises(zoo.ZooError, match="fails its sha256 check"):
+        zoo.create_model(name, pretrained=True)

@@ -1,0 +1,50 @@
+"""The study aggregates real run folders: here, two quick seeds of fcn_50k."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+import zoo
+from zoo.study import REFERENCE, run_study
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("study")
+    results = run_study(
+        ["fcn_50k"], runs_dir=root / "runs", docs_dir=root / "docs", seeds=[0, 1], train=True, ship_weights=True,
+        weights_dir=root / "weights", data_dir=data_dir, epochs=1, limit_train=2000, val_size=500, progress=False,
+    )  # fmt: skip
+    return root, results
+
+
+def test_aggregates_every_seed_and_ships_the_best_validation_run(study):
+    root, (result,) = study
+    reports = [json.loads((root / "runs" / "fcn_50k" / f"seed{s}" / "report.json").read_text()) for s in (0, 1)]
+    assert result.seeds == [0, 1]
+    assert result.mean == pytest.approx(statistics.fmean(r["test_accuracy"] for r in reports))
+    best = max(reports, key=lambda r: r["val_accuracy"])
+    assert result.shipped_accuracy == best["test_accuracy"]
+    manifest = json.loads((root / "weights" / "manifest.json").read_text())
+    shipped = root / "weights" / "fcn_50k.safetensors"
+    assert manifest["fcn_50k"]["metrics"]["test_accuracy"] == best["test_accuracy"]
+    evaluation = zoo.evaluate("fcn_50k", weights=shipped)
+    assert evaluation.accuracy == pytest.approx(best["test_accuracy"], abs=1e-6)
+
+
+def test_writes_table_plot_and_model_card(study):
+    root, _ = study
+    table = (root / "docs" / "study.md").read_text()
+    assert "`fcn_50k`" in table and f"{REFERENCE['fcn_50k'][0]:.1%}" in table
+    assert (root / "docs" / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (root / "docs" / "models" / "fcn_50k.md").read_text()
+    assert "49,658" in card and "seed" in card
+
+
+def test_rerun_without_training_reuses_the_runs(study, data_dir):
+    root, (first,) = study
+    (again,) = run_study(["fcn_50k"], runs_dir=root / "runs", docs_dir=root / "docs2")
+    assert again.test_accuracies == first.test_accuracies

@@ -1,0 +1,30 @@
+"""A short, human description of the machine a number was measured on."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import cache
+
+import torch
+
+
+@cache
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_hardware(device: str | torch.device = "cpu") -> str:
+    """ "NVIDIA H100 80GB HBM3" for a CUDA device, else "<CPU model> (<N> cores)"."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu_model()} ({cores} cores)"

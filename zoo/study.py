@@ -1,0 +1,282 @@
+"""The FCN-vs-CNN study: train every model over several seeds, aggregate, ship the best-validation seed,
+and write the comparison table, plot and model cards that the README shows.
+
+    zoo study 'fcn_*' 'cnn_*' --train --seeds 0,1,2 --ship
+
+Run records are the training engine's own run folders (runs/study/<model>/seed<k>/report.json and
+config.json); everything here is recomputed from them, so the published table can always be rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.checkpoint import atomic_write, sha256_file
+from zoo.errors import ZooError
+from zoo.hardware import describe_hardware
+from zoo.registry import MANIFEST, get_spec, list_models
+from zoo.summary import count_params
+
+# Best published test accuracy (mean over runs) of the originating studies, the floor we must reach,
+# and our goal, per model (fractions).
+REFERENCE = {
+    "fcn_50k": (0.880, 0.890, 0.900),
+    "fcn_100k": (0.889, 0.898, 0.907),
+    "fcn_200k": (0.897, 0.905, 0.913),
+    "cnn_10k": (0.900, 0.910, 0.925),
+    "cnn_20k": (0.909, 0.920, 0.933),
+    "cnn_50k": (0.915, 0.928, 0.940),
+    "cnn_100k": (0.924, 0.934, 0.945),
+}
+
+
+@dataclass(frozen=True)
+class ModelStudy:
+    name: str  # registry name
+    family: str  # fcn / cnn / resnet
+    params: int  # trainable parameters
+    macs: int  # multiply-accumulates per image
+    seeds: list[int]  # seeds with a finished run
+    test_accuracies: list[float]  # per seed, same order
+    val_accuracies: list[float]  # per seed, same order
+    train_seconds: list[float]  # per seed, same order
+    best_seed: int  # seed with the best validation accuracy: the one shipped
+    best_run: str  # its run folder
+    hardware: str  # where the runs trained
+    recipe: dict = field(default_factory=dict)  # recipe of the best run
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.test_accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.test_accuracies) if len(self.test_accuracies) > 1 else 0.0
+
+    @property
+    def shipped_accuracy(self) -> float:
+        return self.test_accuracies[self.seeds.index(self.best_seed)]
+
+    def to_dict(self) -> dict[str, object]:
+        reference = REFERENCE.get(self.name)
+        return {
+            "model": self.name, "family": self.family, "params": self.params, "macs": self.macs,
+            "seeds": self.seeds, "test_accuracy_mean": self.mean, "test_accuracy_std": self.std,
+            "test_accuracies": self.test_accuracies, "shipped_seed": self.best_seed,
+            "shipped_test_accuracy": self.shipped_accuracy, "train_seconds_mean": statistics.fmean(self.train_seconds),
+            "hardware": self.hardware, "published": reference[0] if reference else None,
+            "must_reach": reference[1] if reference else None, "goal": reference[2] if reference else None,
+        }  # fmt: skip
+
+
+def run_dir_for(runs_dir: Path, name: str, seed: int) -> Path:
+    return runs_dir / name / f"seed{seed}"
+
+
+def train_seeds(names: list[str], seeds: list[int], runs_dir: Path, **train_options: object) -> None:
+    """Train each model with each seed; finished runs are kept, interrupted ones resumed."""
+    from zoo.api import train
+
+    for name in names:
+        for seed in seeds:
+            run_dir = run_dir_for(runs_dir, name, seed)
+            if (run_dir / "report.json").is_file():
+                continue
+            resume = run_dir if (run_dir / "last.safetensors").is_file() else None
+            train(name, seed=seed, out=None if resume else run_dir, resume=resume, **train_options)
+
+
+def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
+    studies = []
+    for name in names:
+        runs = []
+        for report_path in sorted((runs_dir / name).glob("seed*/report.json")):
+            report = json.loads(report_path.read_text())
+            config = json.loads((report_path.parent / "config.json").read_text())
+            runs.append((config["recipe"]["seed"], report, config))
+        if not runs:
+            continue
+        runs.sort(key=lambda run: run[0])
+        best = max(runs, key=lambda run: run[1]["val_accuracy"])
+        spec = get_spec(name)
+        studies.append(
+            ModelStudy(
+                name=name,
+                family=spec.family,
+                params=spec.params,
+                macs=spec.macs,
+                seeds=[seed for seed, _, _ in runs],
+                test_accuracies=[report["test_accuracy"] for _, report, _ in runs],
+                val_accuracies=[report["val_accuracy"] for _, report, _ in runs],
+                train_seconds=[report["train_seconds"] for _, report, _ in runs],
+                best_seed=best[0],
+                best_run=str(Path(best[1]["run_dir"])),
+                hardware=best[2].get("hardware") or describe_hardware(best[2].get("device", "cpu")),
+                recipe=best[2]["recipe"],
+            )
+        )
+    return studies
+
+
+def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
+    """Copy each model's best-validation checkpoint to weights/<name>.safetensors and record it in the manifest."""
+    manifest_path = weights_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    for study in studies:
+        target = weights_dir / get_spec(study.name).weights_file
+        source = Path(study.best_run) / "best.safetensors"
+        atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
+        manifest[study.name] = {
+            "sha256": sha256_file(target),
+            "metrics": {
+                "test_accuracy": study.shipped_accuracy,
+                "test_accuracy_mean": study.mean,
+                "test_accuracy_std": study.std,
+                "seeds": len(study.seeds),
+                "train_seconds": study.train_seconds[study.seeds.index(study.best_seed)],
+            },
+            "hardware": study.hardware,
+            "seed": study.best_seed,
+        }
+    text = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
+    atomic_write(manifest_path, lambda tmp: tmp.write_text(text))
+
+
+def markdown_table(studies: list[ModelStudy]) -> str:
+    lines = [
+        "| model | params | test accuracy, mean ± std (seeds) | shipped weights | published best | must reach | goal | train time / run | hardware |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for study in studies:
+        published, must, goal = (f"{v:.1%}" for v in REFERENCE[study.name]) if study.name in REFERENCE else ("—",) * 3
+        ok = "✅" if study.name in REFERENCE and study.shipped_accuracy >= REFERENCE[study.name][1] else ""
+        lines.append(
+            f"| `{study.name}` | {study.params:,} | {study.mean:.2%} ± {study.std:.2%} ({len(study.seeds)}) "
+            f"| {study.shipped_accuracy:.2%} {ok} | {published} | {must} | {goal} "
+            f"| {statistics.fmean(study.train_seconds):.0f} s | {study.hardware} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(studies: list[ModelStudy], path: Path) -> bool:
+    """Test accuracy versus parameters, FCNs against CNNs, published results as reference points."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for family, colour in (("fcn", "tab:blue"), ("cnn", "tab:orange")):
+        members = [s for s in studies if s.family == family and s.name in REFERENCE]
+        if not members:
+            continue
+        params = [s.params for s in members]
+        axes.errorbar(params, [100 * s.mean for s in members], yerr=[100 * s.std for s in members], marker="o",
+                      color=colour, capsize=3, label=f"zoo {family.upper()} (mean ± std)")  # fmt: skip
+        axes.plot(params, [100 * REFERENCE[s.name][0] for s in members], linestyle="--", marker="x", color=colour,
+                  alpha=0.6, label=f"published {family.upper()}")  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_xlabel("trainable parameters")
+    axes.set_ylabel("Fashion-MNIST test accuracy (%)")
+    axes.set_title("FCN vs CNN at equal parameter budgets")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    plt.close(figure)
+    return True
+
+
+def model_card(study: ModelStudy) -> str:
+    from zoo.api import model_info
+
+    info = model_info(study.name)
+    spec = get_spec(study.name)
+    pre = info["preprocessing"]
+    reference = REFERENCE.get(study.name)
+    runs = "\n".join(
+        f"| {seed} | {val:.2%} | {test:.2%} | {seconds:.0f} s |"
+        for seed, val, test, seconds in zip(
+            study.seeds, study.val_accuracies, study.test_accuracies, study.train_seconds, strict=True
+        )
+    )
+    return f"""# {study.name}
+
+{spec.description}. Data set: {spec.dataset}. Generated by `zoo study`; do not edit by hand.
+
+| | |
+| --- | --- |
+| parameters | {study.params:,} (budget {spec.budget:,}) |
+| MACs per image | {study.macs:,} |
+| test accuracy over {len(study.seeds)} seeds | {study.mean:.2%} ± {study.std:.2%} |
+| shipped weights (seed {study.best_seed}, best validation accuracy) | {study.shipped_accuracy:.2%} test |
+| published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
+| training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
+| flip test-time augmentation | {"yes" if spec.tta_flip else "no"} |
+
+## Runs
+
+| seed | validation | test | training time |
+| --- | --- | --- | --- |
+{runs}
+
+## Recipe
+
+{", ".join(f"`{k}={v}`" for k, v in study.recipe.items())}
+
+Reproduce: `zoo train {study.name} --seed {study.best_seed}` (add `--set FIELD=VALUE` for any field above that differs
+from the registry's recipe).
+
+## Preprocessing
+
+{pre["channels"]} channel(s), {pre["size"][0]}×{pre["size"][1]} pixels, scaled to [0, 1], then `(x - {pre["mean"]}) / {pre["std"]}`.
+{"Light objects on a dark background, as in Fashion-MNIST." if pre["light_on_dark"] else ""}
+
+## Limitations
+
+Trained on {spec.dataset} only: 28×28 grey product photos on a black background (Fashion-MNIST) or 32×32
+CIFAR-10 images. Real photos must be brought to that convention (see `zoo predict`); accuracy on them is not
+measured here. Parameter count {count_params(spec.builder()):,} is recomputed by the tests.
+"""
+
+
+def run_study(
+    patterns: list[str] | None = None,
+    *,
+    runs_dir: str | os.PathLike[str] = "runs/study",
+    docs_dir: str | os.PathLike[str] = "docs",
+    seeds: list[int] | None = None,
+    train: bool = False,
+    ship_weights: bool = False,
+    weights_dir: str | os.PathLike[str] = "weights",
+    **train_options: object,
+) -> list[ModelStudy]:
+    """Train (optionally), aggregate, ship (optionally) and write docs/study.md, docs/study.png, docs/models/*.md."""
+    names = []
+    for pattern in patterns or ["fcn_*", "cnn_*"]:
+        matched = list_models(pattern)
+        if not matched:
+            raise ZooError(f"no model matches {pattern!r}")
+        names += [n for n in matched if n not in names]
+    runs_dir, docs_dir = Path(runs_dir), Path(docs_dir)
+    if train:
+        train_seeds(names, seeds or [0, 1, 2], runs_dir, **train_options)
+    studies = collect(names, runs_dir)
+    if not studies:
+        raise ZooError(f"no finished runs under {runs_dir}; add --train to train them")
+    if ship_weights:
+        ship(studies, Path(weights_dir))
+    table = markdown_table(studies)
+    atomic_write(docs_dir / "study.md", lambda tmp: tmp.write_text("# FCN vs CNN on Fashion-MNIST\n\n" + table))
+    plot(studies, docs_dir / "study.png")
+    for study in studies:
+        card = model_card(study)
+        atomic_write(docs_dir / "models" / f"{study.name}.md", lambda tmp, card=card: tmp.write_text(card))
+    return studies
