@@ -4,6 +4,8 @@ training device as uint8, batches are index slices, augmentation runs on whole b
 A run folder holds config.json (the resolved run), metrics.jsonl (one line per epoch), best.safetensors
 (best validation accuracy), last.safetensors (resumable state, written at every epoch end) and
 report.json (final test accuracy, time, speed).
+
+Under torchrun the same loop runs data-parallel (DistributedDataParallel): see training/distributed.py.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from timm.utils import ModelEmaV3
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from zoo.checkpoint import (
     atomic_write,
@@ -32,10 +35,12 @@ from zoo.checkpoint import (
 )
 from zoo.data import load_dataset, train_val_split
 from zoo.errors import ZooError
+from zoo.hardware import describe_hardware
 from zoo.preprocess import normalize, predict_logits
 from zoo.recipe import Recipe
 from zoo.registry import ModelSpec
 
+from . import distributed
 from .augment import random_crop, random_flip
 from .progress import TrainingProgress
 
@@ -54,9 +59,11 @@ class TrainResult:
     test_accuracy: float  # of the kept weights, fraction, measured once
     epochs: int  # epochs trained in total
     train_seconds: float  # wall time spent in training epochs (this process)
-    images_per_second: float  # training throughput
+    images_per_second: float  # training throughput, all processes together
     params: int  # trainable parameters
-    device: str  # where it trained
+    device: str  # where it trained (rank 0's device under torchrun)
+    time_to_best_seconds: float | None = None  # training seconds to the kept epoch, resumed runs included
+    world_size: int = 1  # data-parallel processes (torchrun --nproc_per_node)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -85,18 +92,63 @@ def train_model(
     limit_train: int | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train `spec`'s model with `recipe`; return where the run went and how well it did."""
-    recipe.validate()
-    device = resolve_device(device)
-    resume_state = _read_resume_state(resume, spec.name) if resume else None
-    run_dir = Path(resume_state["run_dir"]) if resume_state else _new_run_dir(spec.name, recipe.seed, out)
+    """Train `spec`'s model with `recipe`; return where the run went and how well it did.
 
-    torch.manual_seed(recipe.seed)
+    Started by `torchrun --nproc_per_node=N`, every process runs this with the same arguments and they
+    train one model together with DistributedDataParallel (see README, "Multi-GPU training").
+    """
+    recipe.validate()
+    dist, device = distributed.setup(resolve_device(device))
+    try:
+        return _train(spec, recipe, dist, data_dir, out, device, resume, limit_train, progress)
+    finally:
+        dist.close()
+
+
+def _train(
+    spec: ModelSpec,
+    recipe: Recipe,
+    dist: distributed.Distributed,
+    data_dir: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str] | None,
+    device: torch.device,
+    resume: str | os.PathLike[str] | None,
+    limit_train: int | None,
+    progress: bool,
+) -> TrainResult:
+    world, rank, main = dist.world_size, dist.rank, dist.is_main
+    if recipe.batch_size % world:
+        raise ZooError(
+            f"batch_size {recipe.batch_size} is the global batch and must divide evenly over {world} processes"
+        )
+    resume_state = _read_resume_state(resume, spec.name) if resume else None
+    # Rank 0 chooses (and creates) the run folder; a refusal is raised on every rank alike.
+    run_dir: Path | str | None = None
+    if main:
+        try:
+            run_dir = Path(resume_state["run_dir"]) if resume_state else _new_run_dir(spec.name, recipe.seed, out)
+        except ZooError as error:
+            run_dir = error
+    run_dir = dist.broadcast(run_dir)
+    if isinstance(run_dir, ZooError):
+        raise run_dir
+    run_dir = Path(run_dir)
+
+    torch.manual_seed(recipe.seed)  # the same initial weights on every rank
+    if not main:
+        dist.barrier()  # rank 0 decodes and caches the data set first, the others then read the cache
     data = load_dataset(spec.dataset, data_dir)
+    if main:
+        dist.barrier()
     train, val = train_val_split(data.train, recipe.val_size, recipe.split_seed)
     if limit_train:
         train = train.subset(torch.arange(min(limit_train, len(train))))
     train_images, train_labels = train.images.to(device), train.labels.to(device)
+    # Every rank holds the whole (uint8) training set and takes its share of each global batch; an epoch
+    # drops the few images beyond a multiple of the world size so that all ranks take equal steps.
+    epoch_images = len(train_labels) - len(train_labels) % world
+    if epoch_images == 0:
+        raise ZooError(f"{len(train_labels)} training images cannot be shared by {world} processes")
 
     model = spec.builder(dropout=recipe.dropout).to(device)
     if device.type == "cuda":
@@ -106,7 +158,7 @@ def train_model(
     optimizer = create_optimizer_v2(
         model, opt=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum
     )
-    steps_per_epoch = math.ceil(len(train_labels) / recipe.batch_size)
+    steps_per_epoch = math.ceil(epoch_images / recipe.batch_size)
     total_steps = recipe.epochs * steps_per_epoch
     scheduler = CosineLRScheduler(
         optimizer,
@@ -117,12 +169,18 @@ def train_model(
         t_in_epochs=False,
     )
     ema = ModelEmaV3(model, decay=recipe.ema_decay, use_warmup=True) if recipe.ema_decay else None
-    forward = torch.compile(model) if recipe.compile else model
 
-    start_epoch, step, best = 0, 0, {"val_accuracy": -1.0, "epoch": 0}
+    start_epoch, step, best, elapsed = 0, 0, {"val_accuracy": -1.0, "epoch": 0}, 0.0
     if resume_state:
-        start_epoch, step, best = _restore(resume_state, model, ema, optimizer, device)
+        start_epoch, step, best, elapsed = _restore(resume_state, model, ema, optimizer, device)
     scheduler.step_update(step)
+    # `model` stays the plain module: checkpoints, EMA and evaluation use it, so saved names carry no
+    # "module." prefix. `forward` is what the training steps call.
+    forward: nn.Module = model
+    if dist.enabled:
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if recipe.compile:
+        forward = torch.compile(forward)
 
     config = {
         "model": spec.name,
@@ -134,33 +192,51 @@ def train_model(
         "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "versions": library_versions(),
         "git_commit": git_commit(),
+        "hardware": describe_hardware(device),
     }
-    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+    if dist.enabled:
+        config["distributed"] = {
+            "world_size": world,
+            "backend": dist.backend,
+            "global_batch_size": recipe.batch_size,
+            "batch_size_per_rank": recipe.batch_size // world,
+        }
     checkpoint_meta = {"model": spec.name, "dataset": spec.dataset, "recipe": recipe.to_dict(),
                        "versions": config["versions"], "git_commit": config["git_commit"]}  # fmt: skip
 
     def save_last(epoch: int) -> None:
         tensors, meta = _resume_tensors(model, ema, optimizer, device)
-        meta.update(checkpoint_meta, epoch=epoch, step=step, best=best, kind="resume")
+        meta.update(checkpoint_meta, epoch=epoch, step=step, best=best, elapsed_seconds=elapsed, kind="resume")
         save_checkpoint(run_dir / "last.safetensors", tensors, meta)
 
-    if not resume_state:
-        save_last(0)  # so that even an interrupt in the first epoch leaves a resumable run
+    if main:
+        atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+        if not resume_state:
+            save_last(0)  # so that even an interrupt in the first epoch leaves a resumable run
 
     train_seconds = 0.0
     images_seen = 0
-    bar = TrainingProgress(total_steps, step, enabled=progress)
-    bar.message(f"training {spec.name} on {device} ({len(train_labels):,} images, {recipe.epochs} epochs) -> {run_dir}")
+    bar = TrainingProgress(total_steps, step, enabled=progress and main)
+    where = f"{world} × {device.type} ({dist.backend})" if dist.enabled else str(device)
+    bar.message(f"training {spec.name} on {where} ({len(train_labels):,} images, {recipe.epochs} epochs) -> {run_dir}")
     with bar:
         try:
             for epoch in range(start_epoch + 1, recipe.epochs + 1):
                 model.train()
                 started = time.perf_counter()
-                order = torch.randperm(len(train_labels), device=device)
+                if dist.enabled:
+                    # The same shuffle on every rank, a different augmentation stream per rank; both
+                    # derived from (seed, epoch), so a resumed run repeats them exactly.
+                    shuffle = torch.Generator().manual_seed(distributed.derived_seed(recipe.seed, "shuffle", epoch))
+                    order = torch.randperm(len(train_labels), generator=shuffle).to(device)[:epoch_images]
+                    torch.manual_seed(distributed.derived_seed(recipe.seed, "augment", epoch, rank))
+                else:
+                    order = torch.randperm(len(train_labels), device=device)
                 loss_sum = torch.zeros((), device=device)
                 correct = torch.zeros((), device=device)
                 for batch_start in range(0, len(order), recipe.batch_size):
-                    indices = order[batch_start : batch_start + recipe.batch_size]
+                    global_batch = order[batch_start : batch_start + recipe.batch_size]
+                    indices = global_batch[rank::world] if world > 1 else global_batch
                     images = _augment(train_images[indices], recipe, spec)
                     labels = train_labels[indices]
                     if device.type == "cuda":
@@ -169,7 +245,7 @@ def train_model(
                         logits = forward(images)
                         loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    loss.backward()  # under DDP: the mean over equal shards, i.e. the global batch's
                     optimizer.step()
                     step += 1
                     scheduler.step_update(step)
@@ -177,21 +253,28 @@ def train_model(
                         ema.update(model, step=step)
                     loss_sum += loss.detach() * len(labels)
                     correct += (logits.argmax(1) == labels).sum()
-                    if bar.live:
-                        rate = (batch_start + len(labels)) / (time.perf_counter() - started)
-                        bar.step(
-                            epoch, recipe.epochs, loss.item(), (logits.argmax(1) == labels).float().mean().item(), rate
-                        )
+                    # Reading loss and accuracy syncs with the device, so the live display does it a few times a second.
+                    if bar.step_due():
+                        rate = (batch_start + len(global_batch)) / (time.perf_counter() - started)
+                        accuracy = (logits.argmax(1) == labels).float().mean().item()
+                        bar.show(epoch, recipe.epochs, loss.item(), accuracy, rate)
+                if dist.enabled:  # the epoch's loss and hits summed over the ranks' shards
+                    totals = dist.all_reduce_sum(torch.stack([loss_sum, correct.to(loss_sum.dtype)]))
+                    loss_sum, correct = totals[0], totals[1]
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - started
                 train_seconds += seconds
+                elapsed += seconds
                 images_seen += len(order)
 
+                # Rank 0 validates (its weights are the ones saved) and tells the others the result, so
+                # every rank makes the same best-epoch decision.
                 evaluated = ema.module if ema is not None else model
-                val_accuracy, val_loss = (
-                    _accuracy(evaluated, val, spec, device) if len(val) else (float("nan"), float("nan"))
-                )
+                val_accuracy, val_loss = float("nan"), float("nan")
+                if main and len(val):
+                    val_accuracy, val_loss = _accuracy(evaluated, val, spec, device)
+                val_accuracy, val_loss = dist.broadcast((val_accuracy, val_loss))
                 record = {
                     "epoch": epoch,
                     "epochs": recipe.epochs,
@@ -201,29 +284,37 @@ def train_model(
                     "val_accuracy": val_accuracy,
                     "lr": optimizer.param_groups[0]["lr"],
                     "seconds": seconds,
+                    "elapsed_seconds": elapsed,
                     "images_per_second": len(order) / seconds,
                 }
-                with open(run_dir / "metrics.jsonl", "a") as log:
-                    log.write(json.dumps(record) + "\n")
+                if dist.enabled:
+                    record["world_size"] = world
+                if main:
+                    with open(run_dir / "metrics.jsonl", "a") as log:
+                        log.write(json.dumps(record) + "\n")
                 bar.epoch_done(record)
                 # Without a validation split the last epoch is kept.
                 if not len(val) or val_accuracy > best["val_accuracy"]:
-                    best = {"val_accuracy": val_accuracy, "epoch": epoch}
-                    meta = dict(checkpoint_meta, epoch=epoch, val_accuracy=val_accuracy)
-                    save_checkpoint(run_dir / "best.safetensors", evaluated.state_dict(), meta)
-                save_last(epoch)
+                    best = {"val_accuracy": val_accuracy, "epoch": epoch, "elapsed_seconds": elapsed}
+                    if main:
+                        meta = dict(checkpoint_meta, epoch=epoch, val_accuracy=val_accuracy, elapsed_seconds=elapsed)
+                        save_checkpoint(run_dir / "best.safetensors", evaluated.state_dict(), meta)
+                if main:
+                    save_last(epoch)
         except KeyboardInterrupt:
             raise TrainingInterrupted(
                 f"interrupted; the last finished epoch is saved: resume with `zoo train {spec.name} --resume {run_dir}`"
             ) from None
 
-    # The test set is touched once, with the weights that validation chose.
-    tensors, meta = read_checkpoint(run_dir / "best.safetensors")
-    model.load_state_dict(tensors)
-    test_accuracy, _ = _accuracy(model, data.test, spec, device)
-    meta = {k: v for k, v in meta.items() if k != "format"}
-    meta["test_accuracy"] = json.dumps(test_accuracy)
-    save_checkpoint(run_dir / "best.safetensors", tensors, meta)
+    # The test set is touched once, with the weights that validation chose, by rank 0.
+    test_accuracy = float("nan")
+    if main:
+        tensors, meta = read_checkpoint(run_dir / "best.safetensors")
+        model.load_state_dict(tensors)
+        test_accuracy, _ = _accuracy(model, data.test, spec, device)
+        meta = {k: v for k, v in meta.items() if k != "format"}
+        meta["test_accuracy"] = json.dumps(test_accuracy)
+        save_checkpoint(run_dir / "best.safetensors", tensors, meta)
 
     result = TrainResult(
         model=spec.name,
@@ -237,9 +328,13 @@ def train_model(
         images_per_second=images_seen / train_seconds if train_seconds else 0.0,
         params=config["params"],
         device=str(device),
+        time_to_best_seconds=best.get("elapsed_seconds"),  # None for runs begun before it was recorded
+        world_size=world,
     )
-    atomic_write(run_dir / "report.json", lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n"))
-    return result
+    if main:
+        atomic_write(run_dir / "report.json", lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n"))
+    # Every rank returns rank 0's result, once the run folder is complete.
+    return dist.broadcast(result)
 
 
 def _augment(images: torch.Tensor, recipe: Recipe, spec: ModelSpec) -> torch.Tensor:
@@ -320,4 +415,5 @@ def _restore(state: dict, model: nn.Module, ema: ModelEmaV3 | None, optimizer, d
     torch.set_rng_state(tensors["rng.cpu"])
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
-    return int(meta["epoch"]), int(meta["step"]), json.loads(meta["best"])
+    elapsed = json.loads(meta.get("elapsed_seconds", "0"))  # absent in runs from before it was recorded
+    return int(meta["epoch"]), int(meta["step"]), json.loads(meta["best"]), float(elapsed)

@@ -15,6 +15,8 @@ class TrainingProgress:
         self.live = enabled and self.console.is_terminal
         self.started = time.perf_counter()
         self._progress = None
+        self._pending = 0  # steps taken since the display was last refreshed
+        self._last_refresh = 0.0
         if self.live:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -38,10 +40,21 @@ class TrainingProgress:
         if self._progress:
             self._progress.stop()
 
-    def step(self, epoch: int, epochs: int, loss: float, accuracy: float, images_per_second: float) -> None:
-        if self._progress:
-            stats = f"loss {loss:.3f}  acc {accuracy:.1%}  {images_per_second:,.0f} img/s"
-            self._progress.update(self._task, advance=1, description=f"epoch {epoch}/{epochs}", stats=stats)
+    def step_due(self) -> bool:
+        """Count one step; True when the live display should be refreshed (at most every 0.2 s)."""
+        if not self._progress:
+            return False
+        self._pending += 1
+        now = time.perf_counter()
+        if now - self._last_refresh < 0.2:
+            return False
+        self._last_refresh = now
+        return True
+
+    def show(self, epoch: int, epochs: int, loss: float, accuracy: float, images_per_second: float) -> None:
+        stats = f"loss {loss:.3f}  acc {accuracy:.1%}  {images_per_second:,.0f} img/s"
+        self._progress.update(self._task, advance=self._pending, description=f"epoch {epoch}/{epochs}", stats=stats)
+        self._pending = 0
 
     def epoch_done(self, record: dict[str, float]) -> None:
         if not self.enabled:
@@ -52,7 +65,9 @@ class TrainingProgress:
             f"lr {record['lr']:.4g}  {record['images_per_second']:,.0f} img/s  {record['seconds']:.1f}s"
         )
         if self._progress:
-            self._progress.console.print(line)
+            self._progress.update(self._task, advance=self._pending)
+            self._pending = 0
+            self._progress.console.print(line, highlight=False)
         else:
             self.console.print(line, highlight=False, soft_wrap=True)
 
