@@ -21,7 +21,8 @@ def random_crop(images: torch.Tensor, padding: int) -> torch.Tensor:
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
-def random_flip(images: torch.Tensor) -> torch.Tensor:
-    """Mirror a random half of the images left-right."""
-    flip = torch.rand(len(images), device=images.device) < 0.5
+def random_flip(images: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+    """Mirror the images left-right where `flip` is True (default: a random half)."""
+    if flip is None:
+        flip = torch.rand(len(images), device=images.device) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(-1), images)

@@ -42,6 +42,7 @@ from zoo.registry import ModelSpec
 
 from . import distributed
 from .augment import random_crop, random_flip
+from .distill import Teacher
 from .progress import TrainingProgress
 
 
@@ -150,6 +151,8 @@ def _train(
     if epoch_images == 0:
         raise ZooError(f"{len(train_labels)} training images cannot be shared by {world} processes")
 
+    teacher = Teacher.load(recipe, spec, train.images, device) if recipe.teacher and recipe.distill_weight else None
+
     model = spec.builder(dropout=recipe.dropout).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -237,13 +240,16 @@ def _train(
                 for batch_start in range(0, len(order), recipe.batch_size):
                     global_batch = order[batch_start : batch_start + recipe.batch_size]
                     indices = global_batch[rank::world] if world > 1 else global_batch
-                    images = _augment(train_images[indices], recipe, spec)
+                    flip = torch.rand(len(indices), device=device) < 0.5 if recipe.hflip else None
+                    images = _augment(train_images[indices], recipe, spec, flip)
                     labels = train_labels[indices]
                     if device.type == "cuda":
                         images = images.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                         logits = forward(images)
                         loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
+                        if teacher is not None:
+                            loss = teacher.blend(loss, logits.float(), indices, flip)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # under DDP: the mean over equal shards, i.e. the global batch's
                     optimizer.step()
@@ -337,10 +343,10 @@ def _train(
     return dist.broadcast(result)
 
 
-def _augment(images: torch.Tensor, recipe: Recipe, spec: ModelSpec) -> torch.Tensor:
+def _augment(images: torch.Tensor, recipe: Recipe, spec: ModelSpec, flip: torch.Tensor | None) -> torch.Tensor:
     images = random_crop(images, recipe.crop_padding)
-    if recipe.hflip:
-        images = random_flip(images)
+    if flip is not None:
+        images = random_flip(images, flip)
     images = normalize(images, spec.preprocessing)
     if recipe.erasing:
         images = _random_erasing(recipe.erasing, images.device)(images)

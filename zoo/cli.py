@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import zoo
@@ -130,6 +131,8 @@ def train_command(
     result = zoo.train(
         name, data_dir=data_dir, out=out_dir, device=device, resume=resume, limit_train=limit_train, **overrides
     )
+    if int(os.environ.get("RANK", "0")):  # under torchrun, rank 0 alone reports
+        return
     table = Table(title=f"{name}: training report", show_header=False)
     table.add_row("test accuracy", f"{result.test_accuracy:.2%}")
     table.add_row("validation accuracy", f"{result.val_accuracy:.2%} (epoch {result.best_epoch})")
@@ -193,6 +196,98 @@ def study_command(
         return emit_json([s.to_dict() for s in studies])
     out.print(markdown_table(studies))
     out.print(f"wrote {docs_dir / 'study.md'}, {docs_dir / 'study.png'} and {len(studies)} model cards in {docs_dir / 'models'}")
+
+
+@app.command("export")
+def export_command(
+    name: str,
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint to export (default: shipped weights).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="The .onnx to write (default exports/NAME/NAME.onnx).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+    batch: Annotated[str, typer.Option(help="'dynamic' (default) or a fixed batch size N.")] = "dynamic",
+    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights; reports its test accuracy delta.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="int8 static QDQ quantization, calibrated on training images.")] = False,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="Export untrained random weights of a model that has none.")
+    ] = False,
+    validate_images: Annotated[int, typer.Option(help="Test images that check the fp32 graph.")] = 512,
+    test_images: Annotated[int | None, typer.Option(help="Test images for the int8/fp16 delta (default: all).")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export to ONNX, validated against PyTorch on real test images before the file is written."""
+    from zoo.export import export_onnx
+
+    result = export_onnx(
+        name, weights=weights, out=out_path, opset=opset, batch=batch, fp16=fp16, int8=int8, random_init=random_init,
+        data_dir=data_dir, validate_images=validate_images, test_images=test_images,
+    )  # fmt: skip
+    if as_json:
+        return emit_json(result.to_dict())
+    check = result.validation
+    table = Table(title=f"{name}: ONNX export ({result.precision}, opset {result.opset}, batch {result.batch})")
+    table.add_column("check")
+    table.add_column("PyTorch vs ONNX Runtime", justify="right")
+    for batch_name, row in check["batches"].items():
+        table.add_row(
+            f"fp32, {batch_name.replace('_', ' ')} ({row['images']} test images)",
+            f"max |Δlogit| {row['max_abs_diff']:.1e}, top-1 agreement {row['top1_agreement']:.2%}",
+        )
+    table.add_row("fp32 accuracy (torch → onnx)", f"{check['accuracy_torch']:.2%} → {check['accuracy_onnx']:.2%}")
+    if result.reduced:
+        r = result.reduced
+        table.add_row(
+            f"{result.precision} on {r['images']:,} test images",
+            f"accuracy {r['accuracy_torch']:.2%} → {r['accuracy_onnx']:.2%} ({r['accuracy_delta']:+.2%}), "
+            f"top-1 agreement {r['top1_agreement']:.2%}, max |Δlogit| {r['max_abs_diff']:.1e}",
+        )
+        table.add_row("threshold", f"accuracy drop ≤ {r['threshold']['max_accuracy_drop']:.2%}")
+    else:
+        table.add_row("threshold", "max |Δlogit| ≤ 1e-4 and 100% top-1 agreement")
+    out.print(table)
+    out.print(f"wrote {result.path} ({result.size_bytes:,} bytes), weights {result.weights}; test data: {', '.join(result.test_data)}")
+
+
+@app.command("predict")
+def predict_command(
+    images: Annotated[list[str], typer.Argument(help="Image files, folders or globs (PNG, JPEG, BMP, WebP, GIF).")],
+    model: Annotated[str | None, typer.Option(help="Model (default: $ZOO_MODEL, else the best shipped Fashion-MNIST model).")] = None,
+    backend: Annotated[str, typer.Option(help="torch or onnxruntime.")] = "torch",
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint to use instead of the shipped weights.")] = None,
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="An exported .onnx to run (implies onnxruntime).")] = None,
+    topk: Annotated[int, typer.Option(help="Classes shown per image.")] = 3,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> int:
+    """Classify images; with --json one JSON object per input line. Exit status 1 when some inputs failed."""
+    results = zoo.predict(
+        images, model=model, backend=backend, weights=weights, onnx=onnx, topk=topk, data_dir=data_dir
+    )
+    for result in results:
+        if as_json:
+            # JSON Lines, one object per input, so a program can stream results and see per-file errors.
+            sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        elif result.error is not None:
+            err.print(f"error: {result.file}: {result.error}", soft_wrap=True, markup=False)
+        else:
+            # The file on its own line: a table title would wrap long paths to the table's width.
+            out.print(f"[bold]{escape(result.file)}[/] ({result.model}, {result.backend})", soft_wrap=True)
+            table = Table()
+            table.add_column("class")
+            table.add_column("probability", justify="right")
+            for entry in result.top:
+                table.add_row(entry["class"], f"{entry['probability']:.2%}")
+            out.print(table)
+    return 1 if any(r.error is not None for r in results) else 0
+
+
+def _int_list(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ZooError(f"invalid {what} {text!r}; expected comma-separated whole numbers such as 1,8,64") from None
 
 
 def _click_error(error: BaseException, name: str) -> bool:

@@ -22,6 +22,9 @@ class Recipe:
     hflip: bool = True  # random horizontal flip
     erasing: float = 0.0  # probability of random erasing (cutout) per image
     dropout: float = 0.0  # dropout before the classifier, passed to the builder when it accepts it
+    teacher: str = ""  # knowledge distillation: a zoo model ("cnn_100k", shipped weights) or "name=path.safetensors"
+    distill_weight: float = 0.0  # share of the loss spent matching the teacher's softened outputs, 0-1
+    distill_temperature: float = 4.0  # softening temperature of student and teacher outputs
     val_size: int = 5000  # images held out of the training set for model selection
     split_seed: int = 0  # seed of the train/validation split, fixed so seeds compare on one split
     seed: int = 0  # seed of initialisation, shuffling and augmentation
@@ -56,10 +59,15 @@ class Recipe:
             "erasing": 0 <= self.erasing <= 1,
             "dropout": 0 <= self.dropout < 1,
             "val_size": self.val_size >= 0,
+            "distill_weight": 0 <= self.distill_weight <= 1,
+            "distill_temperature": self.distill_temperature > 0,
         }
         for field, ok in checks.items():
             if not ok:
                 raise ZooError(f"invalid value for {field}: {getattr(self, field)!r}")
+        if self.teacher and (self.crop_padding or self.erasing):
+            # Teacher outputs are computed once per training image and its mirror (see training/distill.py).
+            raise ZooError("distillation supports flip augmentation only: set crop_padding=0 and erasing=0")
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)

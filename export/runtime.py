@@ -1,0 +1,62 @@
+"""Running an exported model with ONNX Runtime, preprocessing read from the file itself."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
+
+from zoo.errors import ZooError
+
+
+def inference_session(model: str | os.PathLike[str] | bytes):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # warnings about unused initializers etc. are noise for users
+    # CPU only: the comparison against PyTorch must not depend on which GPU kernels exist.
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+class OnnxClassifier:
+    """An exported zoo model: `logits(normalized NCHW float32)` plus its metadata and preprocessing."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        path = Path(path)
+        if not path.is_file():
+            raise ZooError(f"ONNX file {path} does not exist")
+        try:
+            self.session = inference_session(path)
+        except Exception as error:  # onnxruntime raises its own untyped exceptions for bad files
+            raise ZooError(f"{path} is not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+        self.path = path
+        self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self.preprocessing = preprocessing_from_metadata(self.metadata)
+        self.classes: list[str] = list(self.metadata["classes"])
+        self.name = str(self.metadata["model"])
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, C, H, W] -> the float32 graph input, with the mean and std stored in the file."""
+        mean = np.asarray(self.preprocessing.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.preprocessing.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        return ((images.astype(np.float32) / np.float32(255.0) - mean) / std).astype(np.float32)
+
+    def logits(self, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return run_logits(self.session, inputs, self.fixed_batch or batch_size, fixed=self.fixed_batch is not None)
+
+
+def run_logits(session, inputs: np.ndarray, batch_size: int, fixed: bool = False) -> np.ndarray:
+    """Logits for normalized inputs, batch by batch; a fixed-batch graph gets its last batch zero-padded."""
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start : start + batch_size]
+        count = len(batch)
+        if fixed and count < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), batch.dtype)])
+        outputs.append(session.run(None, {INPUT_NAME: np.ascontiguousarray(batch)})[0][:count])
+    return np.concatenate(outputs) if outputs else np.empty((0, 0), np.float32)

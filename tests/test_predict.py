@@ -1,0 +1,183 @@
+"""`zoo.predict` / `zoo predict`: every format and mode, real-photo preprocessing, backends agreeing, bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+from zoo.checkpoint import save_checkpoint
+from zoo.cli import main
+from zoo.images import open_image, to_model_array
+from zoo.predict import default_model
+from zoo.registry import CIFAR10, FASHION_MNIST
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "cnn_10k.safetensors"
+    torch.manual_seed(1)
+    save_checkpoint(path, zoo.create_model("cnn_10k").state_dict(), {"model": "cnn_10k"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory, weights, data_dir):
+    out = tmp_path_factory.mktemp("onnx") / "cnn_10k.onnx"
+    zoo.export_onnx("cnn_10k", weights=weights, out=out, validate_images=32)
+    return out
+
+
+def test_examples_are_one_fashion_mnist_image_per_class():
+    assert len(EXAMPLE_FILES) == 10
+    for path in EXAMPLE_FILES:
+        image = Image.open(path)
+        assert image.size == (28, 28) and image.mode == "L"
+
+
+def test_examples_match_the_test_set(fashion_mnist):
+    """Preprocessing leaves a real Fashion-MNIST image nearly as it is (re-centring may move it a pixel)."""
+    for path in EXAMPLE_FILES:
+        label = int(path.name.split("-")[0])
+        first = int((fashion_mnist.test.labels == label).nonzero()[0])
+        original = fashion_mnist.test.images[first, 0].numpy().astype(float)
+        processed = to_model_array(open_image(path), FASHION_MNIST)[0].astype(float)
+        pooled = [a.reshape(7, 4, 7, 4).mean((1, 3)).ravel() for a in (processed, original)]  # shift-tolerant
+        assert np.corrcoef(*pooled)[0, 1] > 0.9, path.name
+
+
+def test_photo_on_light_background_becomes_light_on_dark():
+    """A garment photographed dark-on-white, large and off-centre, comes out like the data set's own image."""
+    original = np.asarray(Image.open(EXAMPLES / "1-trouser.png"), dtype=np.uint8)
+    photo = Image.new("RGB", (400, 300), (235, 232, 228))  # light, slightly warm paper
+    garment = Image.fromarray(255 - original).convert("RGB").resize((168, 168), Image.Resampling.BICUBIC)
+    mask = Image.fromarray(original).resize((168, 168), Image.Resampling.BICUBIC)
+    photo.paste(garment, (40, 90), mask)
+    processed = to_model_array(photo, FASHION_MNIST)[0].astype(float)
+    assert processed.shape == (28, 28)
+    assert processed[:, :3].mean() < 20 and processed[10:18, 10:18].mean() > 60  # dark border, light object
+    assert np.corrcoef(processed.ravel(), original.astype(float).ravel())[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP", "GIF"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "1", "I;16", "LA"])
+def test_every_format_and_mode(tmp_path, fmt, mode):
+    source = Image.open(EXAMPLES / "7-sneaker.png").resize((57, 41))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(source, dtype=np.uint16) * 257)
+        if fmt != "PNG":
+            pytest.skip("16-bit grey is a PNG feature")
+    else:
+        image = source.convert(mode)
+    if (fmt, image.mode) in {("JPEG", "RGBA"), ("JPEG", "P"), ("JPEG", "LA"), ("BMP", "LA"), ("GIF", "LA")}:
+        pytest.skip(f"{fmt} cannot store {mode}")
+    path = tmp_path / f"image.{fmt.lower()}"
+    image.save(path, format=fmt)
+    for preprocessing in (FASHION_MNIST, CIFAR10):
+        array = to_model_array(open_image(path), preprocessing)
+        assert array.dtype == np.uint8 and array.shape == (preprocessing.channels, *preprocessing.size)
+    if mode in ("L", "RGB", "I;16") and fmt in ("PNG", "BMP", "WEBP"):
+        reference = to_model_array(source, FASHION_MNIST)
+        processed = to_model_array(open_image(path), FASHION_MNIST).astype(float).ravel()
+        assert np.corrcoef(processed, reference.astype(float).ravel())[0, 1] > 0.95
+
+
+def test_gif_first_frame(tmp_path):
+    frames = [Image.open(EXAMPLES / "8-bag.png"), Image.new("L", (28, 28), 255)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    array = to_model_array(open_image(tmp_path / "a.gif"), FASHION_MNIST)
+    assert array.max() > 200 and array.mean() < 200  # the bag, not the white second frame
+
+
+def test_backends_agree_on_the_examples(weights, onnx_file):
+    torch_results = zoo.predict([str(EXAMPLES)], model="cnn_10k", weights=weights, topk=3)
+    onnx_results = zoo.predict([str(EXAMPLES)], backend="onnxruntime", onnx=onnx_file, topk=3)
+    assert len(torch_results) == len(onnx_results) == 10
+    for a, b in zip(torch_results, onnx_results, strict=True):
+        assert a.error is None and b.error is None and a.file == b.file
+        assert (a.backend, b.backend) == ("torch", "onnxruntime")
+        assert a.top[0]["class"] == b.top[0]["class"]
+        assert abs(a.top[0]["probability"] - b.top[0]["probability"]) < 1e-4
+
+
+def _bad_inputs(folder: Path) -> dict[str, str]:
+    """File name -> a fragment of the reason it must be refused with."""
+    (folder / "empty").mkdir()
+    (folder / "zero.png").write_bytes(b"")
+    (folder / "text.png").write_text("this is not an image\n")
+    good = (EXAMPLES / "5-sandal.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    # 20000×20000 in the header, a few bytes on disk: it must be refused before decoding.
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    Image.new("CMYK", (30, 30), (0, 50, 100, 0)).save(folder / "cmyk.jpg")
+    Image.new("L", (30, 30)).save(folder / "image.tiff")
+    return {
+        "missing.png": "no such file",
+        "empty": "folder has no images",
+        "zero.png": "empty file",
+        "text.png": "not a recognised image",
+        "truncated.png": "truncated",
+        "bomb.png": "decompression bomb",
+        "cmyk.jpg": "unsupported image mode CMYK",
+        "image.tiff": "unsupported format TIFF",
+        "nothing*.png": "no file matches",
+    }
+
+
+def test_bad_inputs_each_give_one_clear_reason(tmp_path, weights):
+    expected = _bad_inputs(tmp_path)
+    inputs = [str(tmp_path / name) for name in expected] + [str(EXAMPLES / "1-trouser.png")]
+    results = zoo.predict(inputs, model="cnn_10k", weights=weights)
+    assert len(results) == len(inputs)
+    for result, (name, fragment) in zip(results, expected.items(), strict=False):
+        assert result.file.endswith(name) and result.error and fragment in result.error, (name, result.error)
+    assert results[-1].error is None and results[-1].top
+
+
+def test_cli_predicts_the_good_and_names_the_bad(capsys, tmp_path, weights):
+    expected = _bad_inputs(tmp_path)
+    good = str(EXAMPLES / "3-dress.png")
+    argv = ["predict", good, *(str(tmp_path / n) for n in expected), "--model", "cnn_10k", "--weights", str(weights)]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "3-dress.png" in captured.out and "probability" in captured.out
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == len(expected) and "Traceback" not in captured.err
+    for line, (name, fragment) in zip(lines, expected.items(), strict=True):
+        assert line.startswith("error: ") and name in line and fragment in line
+
+    assert main([*argv, "--json", "--topk", "2"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == len(expected) + 1
+    assert set(rows[0]) == {"file", "model", "backend", "top"} and len(rows[0]["top"]) == 2
+    assert rows[0]["top"][0]["probability"] >= rows[0]["top"][1]["probability"]
+    assert all(set(row) == {"file", "error"} for row in rows[1:])
+    assert main(["predict", good, "--model", "cnn_10k", "--weights", str(weights), "--json"]) == 0
+
+
+def test_default_model_and_missing_weights(monkeypatch, capsys):
+    monkeypatch.setenv("ZOO_MODEL", "fcn_100k")
+    assert default_model() == "fcn_100k"
+    if zoo.get_spec("fcn_100k").weights_sha256 is None:
+        code = main(["predict", str(EXAMPLE_FILES[0])])
+        err = capsys.readouterr().err
+        assert code != 0 and "fcn_100k has no trained weights" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.delenv("ZOO_MODEL")
+    trained = [n for n in zoo.list_models("fcn") + zoo.list_models("cnn_") if zoo.get_spec(n).weights_sha256]
+    if trained:
+        assert zoo.get_spec(default_model()).dataset == "fashion_mnist"
+    else:
+        with pytest.raises(zoo.ZooError, match="no Fashion-MNIST model ships trained weights"):
+            default_model()

@@ -1,0 +1,153 @@
+"""Real-world image files -> the uint8 [C, H, W] arrays a model was trained on.
+
+Fashion-MNIST (`preprocessing.light_on_dark`) shows a light garment on a black background, produced by
+trimming, resizing the longest edge to 28, centring and negating product photos. A photo is brought to
+that convention by the same steps:
+
+1. grey-scale (transparent pixels are laid on white first, as a viewer shows them);
+2. if the border (outer 10% frame, median) is brighter than the centre (middle half, mean), invert;
+3. the background level (the border median) becomes 0 and the brightest pixel 255;
+4. trim to the object: the box of pixels brighter than 10% of that range;
+5. pad to a square with the background (0), centred, and resize (Lanczos) to 28×28.
+
+Other models (CIFAR-10, natural photos): RGB, resize the shorter side and centre-crop to the input size.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zoo.errors import ZooError
+from zoo.registry import Preprocessing
+
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+# Modes we can map to grey or RGB without guessing: bilevel, grey (8/16/32-bit integer), palette, RGB,
+# each with or without alpha. CMYK, YCbCr, LAB, HSV and float images need colour management or a value
+# range we cannot know, so they are refused rather than silently misread.
+MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "I", "I;16", "I;16B", "I;16L", "I;16N")
+MAX_PIXELS = 40_000_000  # far above any real photo; a larger header is treated as a decompression bomb
+
+
+class ImageError(ZooError):
+    """An input file that is not a usable image; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def expand_inputs(inputs: list[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
+    """Files, folders (their images, sorted) and globs -> [(path, error or None)], in the order given."""
+    found: list[tuple[str, str | None]] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+            if not files:
+                found.append((text, f"folder has no images ({', '.join(SUFFIXES)})"))
+            found += [(str(p), None) for p in files]
+        elif path.exists() or path.is_symlink():
+            found.append((text, None))
+        elif any(c in text for c in "*?["):
+            matches = sorted(m for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            found += [(m, None) for m in matches] or [(text, "no file matches this pattern")]
+        else:
+            found.append((text, "no such file or directory"))
+    return found
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and fully decode an image, or raise ImageError with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(path, "no such file" if not path.exists() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(path, "image is too large (decompression bomb?)") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not a recognised image file (supported: PNG, JPEG, BMP, WebP, GIF)") from None
+    except OSError as error:
+        raise ImageError(path, f"cannot read ({error})") from None
+    if image.format not in FORMATS:
+        raise ImageError(path, f"unsupported format {image.format} (supported: PNG, JPEG, BMP, WebP, GIF)")
+    width, height = image.size
+    if width * height > MAX_PIXELS:  # checked on the header, before a single pixel is decoded
+        raise ImageError(path, f"{width}×{height} pixels exceeds the {MAX_PIXELS:,}-pixel limit (decompression bomb?)")
+    if image.mode not in MODES:
+        raise ImageError(path, f"unsupported image mode {image.mode} (convert it to RGB or grey first)")
+    try:
+        image.seek(0)  # animated GIF / WebP: the first frame
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageError(path, f"cannot decode, the file is truncated or corrupt ({error})") from None
+    return image
+
+
+def to_model_array(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
+    """A decoded image -> uint8 [C, H, W] at the model's input size, following the rules above."""
+    height, width = preprocessing.size
+    if preprocessing.channels == 1:
+        grey = _to_float(image, "L")
+        if preprocessing.light_on_dark:
+            return _light_on_dark(grey, (height, width))[None]
+        pixels = Image.fromarray(_to_uint8(grey))
+        return np.asarray(ImageOps.fit(pixels, (width, height), Image.Resampling.LANCZOS))[None]
+    rgb = Image.fromarray(_to_uint8(_to_float(image, "RGB")), "RGB")
+    fitted = ImageOps.fit(rgb, (width, height), Image.Resampling.LANCZOS)
+    return np.asarray(fitted).transpose(2, 0, 1).copy()
+
+
+def _to_float(image: Image.Image, target: str) -> np.ndarray:
+    """Grey (H, W) or RGB (H, W, 3) float32 on the 0-255 scale, whatever the mode and bit depth."""
+    if image.mode.startswith("I"):
+        # 16- and 32-bit integer grey: scale the type's full range to 0-255 (PNG 16-bit is 0-65535).
+        values = np.asarray(image, dtype=np.float32) * (255.0 / 65535.0)
+        values = values.clip(0, 255)
+        return values if target == "L" else np.repeat(values[..., None], 3, axis=2)
+    has_alpha = image.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert(target), dtype=np.float32)
+
+
+def _light_on_dark(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    height, width = grey.shape
+    frame = max(1, min(height, width) // 10)
+    border = np.concatenate(
+        [grey[:frame].ravel(), grey[-frame:].ravel(), grey[:, :frame].ravel(), grey[:, -frame:].ravel()]
+    )
+    centre = grey[height // 4 : height - height // 4, width // 4 : width - width // 4]
+    if np.median(border) > (centre.mean() if centre.size else grey.mean()):
+        grey = 255.0 - grey
+        border = 255.0 - border
+    background = float(np.median(border))
+    span = max(float(grey.max()) - background, 1.0)
+    grey = ((grey - background) * (255.0 / span)).clip(0, 255)
+    rows, cols = np.nonzero(grey > 25.5)
+    if len(rows):
+        grey = grey[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    side = max(grey.shape)
+    square = np.zeros((side, side), np.float32)
+    top, left = (side - grey.shape[0]) // 2, (side - grey.shape[1]) // 2
+    square[top : top + grey.shape[0], left : left + grey.shape[1]] = grey
+    resized = Image.fromarray(_to_uint8(square)).resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    return np.asarray(resized)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values).round().clip(0, 255).astype(np.uint8)
