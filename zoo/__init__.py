@@ -7,6 +7,7 @@
 """
 
 from zoo.api import create_model, evaluate, model_info, model_row, train
+from zoo.bench import benchmark
 from zoo.errors import ZooError
 from zoo.predict import predict
 from zoo.registry import ModelSpec, get_spec, list_models
@@ -14,7 +15,7 @@ from zoo.registry import ModelSpec, get_spec, list_models
 __version__ = "0.1.0"
 __all__ = [
     "ModelSpec", "ZooError", "create_model", "evaluate", "get_spec", "list_models", "model_info", "model_row", "predict", "train",
-    "export_onnx",
+    "export_onnx", "benchmark",
 ]  # fmt: skip
 
 

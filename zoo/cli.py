@@ -290,6 +290,51 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
         raise ZooError(f"invalid {what} {text!r}; expected comma-separated whole numbers such as 1,8,64") from None
 
 
+@app.command("benchmark")
+def benchmark_command(
+    names: Annotated[list[str] | None, typer.Argument(help="Models or patterns ('cnn_*'); default all.")] = None,
+    backends: Annotated[
+        str | None, typer.Option(help="Comma-separated backends, or 'all' (default: all but torch-compile).")
+    ] = None,
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,64,256",
+    threads: Annotated[str | None, typer.Option(help="Comma-separated CPU thread counts (default: all cores).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda: only that device's backends (default both).")] = None,
+    warmup: Annotated[float, typer.Option(help="Warm-up seconds per batch size.")] = 0.5,
+    min_time: Annotated[float, typer.Option(help="Minimum timed seconds per batch size.")] = 1.0,
+    min_runs: Annotated[int, typer.Option(help="Minimum timed runs per batch size.")] = 3,
+    accuracy_images: Annotated[int, typer.Option(help="Test images each backend is scored on (0: skip).")] = 1000,
+    data_dir: DataDir = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="Write the JSON report here ('-': stdout only).")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the rows as CSV here.")] = None,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a latency-vs-batch-size PNG here.")] = None,
+) -> None:
+    """Latency, throughput, accuracy and fraction of peak FLOP/s across PyTorch and ONNX Runtime backends."""
+    from zoo.bench import report
+
+    quiet = json_path == "-"
+    result = zoo.benchmark(
+        names or None, backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
+        batch_sizes=_int_list(batch_sizes, "batch sizes"), threads=_int_list(threads, "thread counts"),
+        device=device, warmup=warmup, min_time=min_time, min_runs=min_runs, accuracy_images=accuracy_images,
+        data_dir=data_dir, progress=None if quiet else lambda message: err.print(f"[dim]{message}[/]"),
+    )  # fmt: skip
+    if json_path and not quiet:
+        report.write_json(result, Path(json_path))
+    if csv_path:
+        report.write_csv(result, csv_path)
+    if plot_path:
+        reason = report.write_plot(result, plot_path)
+        if reason:
+            err.print(f"plot skipped: {reason}")
+    if quiet:
+        return emit_json(result.to_dict())
+    for table in report.tables(result):
+        # Piped output would be squeezed to 80 columns; a file or log reads better whole.
+        out.print(table, width=None if out.is_terminal else max(out.width, 140))
+    for line in report.summary_lines(result):
+        out.print(line)
+
+
 def _click_error(error: BaseException, name: str) -> bool:
     # Recent typer releases vendor their own copy of click, so its exception classes are matched by
     # name rather than imported from one module or the other.
