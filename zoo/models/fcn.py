@@ -49,6 +49,7 @@ def _fcn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs
         recipe=FCN_RECIPE,
         family="fcn",
         description=f"MLP 784-{'-'.join(map(str, widths))}-10 with batch norm",
+        tta_flip=True,  # averaging with the mirror image is worth 0.1-0.3 points for these MLPs
     )
 
 
