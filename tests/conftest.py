@@ -38,3 +38,18 @@ def fashion_mnist(data_dir: Path):
     from zoo.data import load_dataset
 
     return load_dataset("fashion_mnist", data_dir)
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory):
+    """Save a seeded random-init checkpoint of a model: enough for tests where fidelity, not accuracy, matters."""
+    from zoo.api import create_model
+    from zoo.checkpoint import save_checkpoint
+
+    def save(name: str, seed: int = 0):
+        path = tmp_path_factory.mktemp("weights") / f"{name}.safetensors"
+        torch.manual_seed(seed)
+        save_checkpoint(path, create_model(name).state_dict(), {"model": name})
+        return path
+
+    return save

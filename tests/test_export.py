@@ -13,18 +13,14 @@ from zoo.export import onnx_export as onnx_export_module
 from zoo.export.runtime import inference_session
 
 import zoo
-from zoo.checkpoint import save_checkpoint
 from zoo.cli import main
 from zoo.errors import WeightsError
 
 
 @pytest.fixture(scope="module")
-def random_weights(tmp_path_factory):
+def random_weights(random_checkpoint):
     """Random-init fcn_50k saved as a checkpoint: enough to prove export fidelity, which needs no training."""
-    path = tmp_path_factory.mktemp("weights") / "fcn_50k.safetensors"
-    torch.manual_seed(0)
-    save_checkpoint(path, zoo.create_model("fcn_50k").state_dict(), {"model": "fcn_50k"})
-    return path
+    return random_checkpoint("fcn_50k", seed=0)
 
 
 @pytest.fixture(scope="module")

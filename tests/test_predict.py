@@ -9,11 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import zoo
-from zoo.checkpoint import save_checkpoint
 from zoo.cli import main
 from zoo.images import open_image, to_model_array
 from zoo.predict import default_model
@@ -24,11 +22,8 @@ EXAMPLE_FILES = sorted(EXAMPLES.glob("*.png"))
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "cnn_10k.safetensors"
-    torch.manual_seed(1)
-    save_checkpoint(path, zoo.create_model("cnn_10k").state_dict(), {"model": "cnn_10k"})
-    return path
+def weights(random_checkpoint):
+    return random_checkpoint("cnn_10k", seed=1)
 
 
 @pytest.fixture(scope="module")
