@@ -41,7 +41,7 @@ from zoo.recipe import Recipe
 from zoo.registry import ModelSpec
 
 from . import distributed
-from .augment import random_crop, random_flip
+from .augment import crop_at, random_flip, random_offsets
 from .distill import Teacher
 from .progress import TrainingProgress
 
@@ -242,14 +242,17 @@ def _train(
                     global_batch = order[batch_start : batch_start + recipe.batch_size]
                     indices = global_batch[rank::world] if world > 1 else global_batch
                     flip = torch.rand(len(indices), device=device) < 0.5 if recipe.hflip else None
-                    images = _augment(train_images[indices], recipe, spec, flip)
+                    offsets = (
+                        random_offsets(len(indices), recipe.crop_padding, device) if recipe.crop_padding else None
+                    )
+                    images = _augment(train_images[indices], recipe, spec, flip, offsets)
                     labels = train_labels[indices]
                     images = images.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                         logits = forward(images)
                         loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
                         if teacher is not None:
-                            loss = teacher.blend(loss, logits.float(), indices, flip)
+                            loss = teacher.blend(loss, logits.float(), indices, flip, offsets)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()  # under DDP: the mean over equal shards, i.e. the global batch's
                     optimizer.step()
@@ -343,8 +346,11 @@ def _train(
     return dist.broadcast(result)
 
 
-def _augment(images: torch.Tensor, recipe: Recipe, spec: ModelSpec, flip: torch.Tensor | None) -> torch.Tensor:
-    images = random_crop(images, recipe.crop_padding)
+def _augment(
+    images: torch.Tensor, recipe: Recipe, spec: ModelSpec, flip: torch.Tensor | None, offsets: torch.Tensor | None
+) -> torch.Tensor:
+    if offsets is not None:
+        images = crop_at(images, recipe.crop_padding, offsets)
     if flip is not None:
         images = random_flip(images, flip)
     images = normalize(images, spec.preprocessing)

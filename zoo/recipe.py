@@ -65,9 +65,9 @@ class Recipe:
         for field, ok in checks.items():
             if not ok:
                 raise ZooError(f"invalid value for {field}: {getattr(self, field)!r}")
-        if self.teacher and (self.crop_padding or self.erasing):
-            # Teacher outputs are computed once per training image and its mirror (see training/distill.py).
-            raise ZooError("distillation supports flip augmentation only: set crop_padding=0 and erasing=0")
+        if self.teacher and self.erasing:
+            # Teacher outputs are computed once per training image, crop offset and mirror (training/distill.py).
+            raise ZooError("distillation supports crop and flip augmentation only: set erasing=0")
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
