@@ -220,6 +220,7 @@ def model_card(study: ModelStudy) -> str:
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
 | training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
 | flip test-time augmentation | {"yes" if spec.tta_flip else "no"} |
+| distillation teacher | {_teacher_line(study.recipe)} |
 
 ## Runs
 
@@ -245,6 +246,18 @@ Trained on {spec.dataset} only: 28×28 grey product photos on a black background
 CIFAR-10 images. Real photos must be brought to that convention (see `zoo predict`); accuracy on them is not
 measured here. Parameter count {count_params(spec.builder()):,} is recomputed by the tests.
 """
+
+
+def _teacher_line(recipe: dict[str, object]) -> str:
+    if not recipe.get("teacher") or not recipe.get("distill_weight"):
+        return "none"
+    name = str(recipe["teacher"]).partition("=")[0]
+    teacher = get_spec(name)
+    accuracy = f", {teacher.metrics['test_accuracy']:.2%} test" if teacher.metrics.get("test_accuracy") else ""
+    return (
+        f"`{recipe['teacher']}` (shipped weights{accuracy}), weight {recipe['distill_weight']}, "
+        f"temperature {recipe['distill_temperature']}"
+    )
 
 
 def run_study(

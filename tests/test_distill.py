@@ -1,0 +1,60 @@
+"""Knowledge distillation: the teacher's precomputed logits are the teacher's outputs for exactly the view
+(crop offset, mirror) of the image the student is shown, and a distilled run trains end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import zoo
+from zoo.errors import ZooError
+from zoo.preprocess import predict_logits
+from zoo.training.augment import crop_at
+from zoo.training.distill import Teacher
+
+
+def test_crop_at_shifts_by_the_offset_and_the_centre_is_the_identity():
+    images = torch.arange(2 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5)
+    assert torch.equal(crop_at(images, 1, torch.tensor([4, 4])), images)  # offset 4 of 3x3 = no shift
+    shifted = crop_at(images, 1, torch.tensor([0, 8]))
+    assert torch.equal(shifted[0, 0, 1:, 1:], images[0, 0, :-1, :-1]) and shifted[0, 0, 0].abs().sum() == 0
+    assert torch.equal(shifted[1, 0, :-1, :-1], images[1, 0, 1:, 1:]) and shifted[1, 0, -1].abs().sum() == 0
+
+
+def test_teacher_logits_match_the_teacher_on_each_view(fashion_mnist, random_checkpoint):
+    path = random_checkpoint("cnn_10k", seed=1)
+    recipe = zoo.get_spec("fcn_50k").recipe.replace(teacher=f"cnn_10k={path}", distill_weight=0.5, crop_padding=1)
+    images = fashion_mnist.test.images[:16]
+    teacher = Teacher.load(recipe, zoo.get_spec("fcn_50k"), images, torch.device("cpu"))
+    assert teacher.logits.shape == (16, 9, 2, 10)
+    model = zoo.create_model("cnn_10k", weights=path)
+    preprocessing = zoo.get_spec("cnn_10k").preprocessing
+    for offset, mirrored in [(0, False), (4, True), (7, False)]:
+        view = crop_at(images, 1, torch.full((16,), offset))
+        view = view.flip(-1) if mirrored else view
+        expected = predict_logits(model, view, preprocessing)
+        torch.testing.assert_close(teacher.logits[:, offset, int(mirrored)], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_distilled_run_records_its_teacher(tmp_path, data_dir, random_checkpoint):
+    path = random_checkpoint("cnn_10k")
+    out = tmp_path / "run"
+    result = zoo.train(
+        "fcn_50k", epochs=1, limit_train=1000, val_size=500, out=out, data_dir=data_dir, progress=False,
+        teacher=f"cnn_10k={path}", distill_weight=0.5, crop_padding=1,
+    )  # fmt: skip
+    assert 0 <= result.test_accuracy <= 1
+    recipe = json.loads((out / "config.json").read_text())["recipe"]
+    assert recipe["teacher"] == f"cnn_10k={path}" and recipe["distill_weight"] == 0.5
+
+
+def test_teacher_refuses_erasing_and_mismatched_data_sets(tmp_path, data_dir):
+    with pytest.raises(ZooError, match="set erasing=0"):
+        zoo.get_spec("fcn_50k").recipe.replace(erasing=0.25)
+    with pytest.raises(ZooError, match="trained on cifar10"):
+        zoo.train(
+            "fcn_50k", epochs=1, limit_train=100, val_size=50, out=tmp_path / "r", data_dir=data_dir,
+            progress=False, teacher="resnet18_cifar=unused.safetensors",
+        )  # fmt: skip
