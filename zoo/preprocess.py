@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -15,6 +18,21 @@ def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tenso
     return (images.float() / 255.0 - mean) / std
 
 
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """Exact float32 arithmetic on a GPU too: no TF32 in matrix products and convolutions.
+
+    Accuracies are measured this way, so a figure taken on a GPU is the one the shipped weights reach
+    on a CPU and in the fp32 ONNX export; bf16 or TF32 evaluation moved test accuracy by up to 0.08 points.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
 @torch.inference_mode()
 def predict_logits(
     model: nn.Module,
@@ -25,15 +43,15 @@ def predict_logits(
     batch_size: int = 1000,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Logits for uint8 images, batch by batch, averaged with the mirror image when `tta_flip` is set."""
+    """Float32 logits for uint8 images, batch by batch, averaged with the mirror image when `tta_flip` is set."""
     model.eval()
     device = torch.device(device)
     outputs = []
-    for start in range(0, len(images), batch_size):
-        batch = normalize(images[start : start + batch_size].to(device, non_blocking=True), preprocessing)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with full_fp32():
+        for start in range(0, len(images), batch_size):
+            batch = normalize(images[start : start + batch_size].to(device, non_blocking=True), preprocessing)
             logits = model(batch).float()
             if tta_flip:
                 logits = (logits + model(batch.flip(-1)).float()) / 2
-        outputs.append(logits.cpu())
+            outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
