@@ -172,10 +172,11 @@ def eval_command(
 @app.command("study")
 def study_command(
     patterns: Annotated[list[str] | None, typer.Argument(help="Models to include (default: 'fcn_*' 'cnn_*').")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where the study's run folders are (RUNS/<model>/seed<k>).")] = Path("runs/study"),
+    runs_dir: Annotated[Path, typer.Option(help="Where the study's run folders are (RUNS/<model>/seed<k>).")] = Path("docs/runs"),
     docs_dir: Annotated[Path, typer.Option(help="Where the table, plot and model cards are written.")] = Path("docs"),
     train: Annotated[bool, typer.Option("--train", help="Train missing runs first (resumes interrupted ones).")] = False,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds to train with --train.")] = "0,1,2",
+    jobs: Annotated[int, typer.Option(help="Runs trained at once with --train (a GPU fits many small ones).")] = 1,
     ship: Annotated[bool, typer.Option("--ship", help="Copy each model's best-validation run into weights/.")] = False,
     device: Device = None,
     data_dir: DataDir = None,
@@ -188,10 +189,13 @@ def study_command(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise ZooError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+    if jobs < 1:
+        raise ZooError(f"--jobs must be at least 1, got {jobs}")
     options = {"device": device, "data_dir": data_dir} if train else {}
     studies = run_study(
-        patterns, runs_dir=runs_dir, docs_dir=docs_dir, seeds=seed_list, train=train, ship_weights=ship, **options
-    )
+        patterns, runs_dir=runs_dir, docs_dir=docs_dir, seeds=seed_list, train=train, jobs=jobs, ship_weights=ship,
+        **options,
+    )  # fmt: skip
     if as_json:
         return emit_json([s.to_dict() for s in studies])
     out.print(markdown_table(studies))

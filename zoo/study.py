@@ -3,18 +3,23 @@ and write the comparison table, plot and model cards that the README shows.
 
     zoo study 'fcn_*' 'cnn_*' --train --seeds 0,1,2 --ship
 
-Run records are the training engine's own run folders (runs/study/<model>/seed<k>/report.json and
-config.json); everything here is recomputed from them, so the published table can always be rerun.
+Run records are the training engine's own run folders (docs/runs/<model>/seed<k>/config.json,
+metrics.jsonl and report.json). They are committed, checkpoints aside, so `zoo study` alone rebuilds the
+published table, plot and model cards from them; everything here is recomputed from those records.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from zoo.checkpoint import atomic_write, sha256_file
 from zoo.errors import ZooError
@@ -49,6 +54,7 @@ class ModelStudy:
     best_run: str  # its run folder
     hardware: str  # where the runs trained
     recipe: dict = field(default_factory=dict)  # recipe of the best run
+    notes: tuple[str, ...] = ()  # remarks recorded in the runs' reports (how a figure was measured)
 
     @property
     def mean(self) -> float:
@@ -78,17 +84,42 @@ def run_dir_for(runs_dir: Path, name: str, seed: int) -> Path:
     return runs_dir / name / f"seed{seed}"
 
 
-def train_seeds(names: list[str], seeds: list[int], runs_dir: Path, **train_options: object) -> None:
-    """Train each model with each seed; finished runs are kept, interrupted ones resumed."""
+def train_seeds(names: list[str], seeds: list[int], runs_dir: Path, jobs: int = 1, **train_options: object) -> None:
+    """Train each model with each seed; finished runs are kept, interrupted ones resumed.
+
+    With jobs > 1 the runs train in that many worker processes at once. These models are far too small
+    to fill a GPU, so a GPU trains several of them at once in about the time of one.
+    """
+    pending = [(name, seed) for name in names for seed in seeds]
+    pending = [(n, s) for n, s in pending if not (run_dir_for(runs_dir, n, s) / "report.json").is_file()]
+    if jobs <= 1:
+        for name, seed in pending:
+            _train_one(name, seed, runs_dir, train_options)
+        return
+    # spawn, not fork: a forked child cannot use CUDA once the parent has touched it.
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    options = {**train_options, "progress": False}  # several live displays would overwrite each other
+    # One run per worker process: each starts with the registry as it is on disk now and leaves no GPU memory behind.
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,), max_tasks_per_child=1
+    )
+    with pool:
+        futures = [pool.submit(_train_one, name, seed, runs_dir, options) for name, seed in pending]
+        try:
+            for future in as_completed(futures):
+                future.result()  # re-raises a worker's error here, in the parent
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # runs not yet started are dropped, running ones finish
+            raise
+
+
+def _train_one(name: str, seed: int, runs_dir: Path, train_options: dict[str, object]) -> None:
     from zoo.api import train
 
-    for name in names:
-        for seed in seeds:
-            run_dir = run_dir_for(runs_dir, name, seed)
-            if (run_dir / "report.json").is_file():
-                continue
-            resume = run_dir if (run_dir / "last.safetensors").is_file() else None
-            train(name, seed=seed, out=None if resume else run_dir, resume=resume, **train_options)
+    run_dir = run_dir_for(runs_dir, name, seed)
+    resume = run_dir if (run_dir / "last.safetensors").is_file() else None
+    train(name, seed=seed, out=None if resume else run_dir, resume=resume, **train_options)
 
 
 def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
@@ -98,7 +129,7 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
         for report_path in sorted((runs_dir / name).glob("seed*/report.json")):
             report = json.loads(report_path.read_text())
             config = json.loads((report_path.parent / "config.json").read_text())
-            runs.append((config["recipe"]["seed"], report, config))
+            runs.append((config["recipe"]["seed"], report, config, report_path.parent))
         if not runs:
             continue
         runs.sort(key=lambda run: run[0])
@@ -110,14 +141,15 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 family=spec.family,
                 params=spec.params,
                 macs=spec.macs,
-                seeds=[seed for seed, _, _ in runs],
-                test_accuracies=[report["test_accuracy"] for _, report, _ in runs],
-                val_accuracies=[report["val_accuracy"] for _, report, _ in runs],
-                train_seconds=[report["train_seconds"] for _, report, _ in runs],
+                seeds=[seed for seed, *_ in runs],
+                test_accuracies=[report["test_accuracy"] for _, report, *_ in runs],
+                val_accuracies=[report["val_accuracy"] for _, report, *_ in runs],
+                train_seconds=[report["train_seconds"] for _, report, *_ in runs],
                 best_seed=best[0],
-                best_run=str(Path(best[1]["run_dir"])),
+                best_run=str(best[3]),
                 hardware=best[2].get("hardware") or describe_hardware(best[2].get("device", "cpu")),
                 recipe=best[2]["recipe"],
+                notes=tuple(sorted({report["accuracy_note"] for _, report, *_ in runs if "accuracy_note" in report})),
             )
         )
     return studies
@@ -127,6 +159,11 @@ def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
     """Copy each model's best-validation checkpoint to weights/<name>.safetensors and record it in the manifest."""
     manifest_path = weights_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    for study in studies:
+        source = Path(study.best_run) / "best.safetensors"
+        if not source.is_file():
+            # Committed run records carry no checkpoints: only the machine that trained them can ship.
+            raise ZooError(f"cannot ship {study.name}: {source} is missing (only the run's records are here)")
     for study in studies:
         target = weights_dir / get_spec(study.name).weights_file
         source = Path(study.best_run) / "best.safetensors"
@@ -227,7 +264,7 @@ def model_card(study: ModelStudy) -> str:
 | seed | validation | test | training time |
 | --- | --- | --- | --- |
 {runs}
-
+{"".join(f"{chr(10)}Note: {note}.{chr(10)}" for note in study.notes)}
 ## Recipe
 
 {", ".join(f"`{k}={v}`" for k, v in study.recipe.items())}
@@ -263,10 +300,11 @@ def _teacher_line(recipe: dict[str, object]) -> str:
 def run_study(
     patterns: list[str] | None = None,
     *,
-    runs_dir: str | os.PathLike[str] = "runs/study",
+    runs_dir: str | os.PathLike[str] = "docs/runs",
     docs_dir: str | os.PathLike[str] = "docs",
     seeds: list[int] | None = None,
     train: bool = False,
+    jobs: int = 1,
     ship_weights: bool = False,
     weights_dir: str | os.PathLike[str] = "weights",
     **train_options: object,
@@ -280,7 +318,7 @@ def run_study(
         names += [n for n in matched if n not in names]
     runs_dir, docs_dir = Path(runs_dir), Path(docs_dir)
     if train:
-        train_seeds(names, seeds or [0, 1, 2], runs_dir, **train_options)
+        train_seeds(names, seeds or [0, 1, 2], runs_dir, jobs=jobs, **train_options)
     studies = collect(names, runs_dir)
     if not studies:
         raise ZooError(f"no finished runs under {runs_dir}; add --train to train them")
