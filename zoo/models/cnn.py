@@ -72,6 +72,8 @@ CNN_50K: LayerPlan = (("conv", 16, 1), POOL, ("conv", 32, 1), ("conv", 32, 1), P
 CNN_100K: LayerPlan = (("conv", 16, 1), POOL, ("conv", 32, 1), ("conv", 48, 1), POOL, ("conv", 64, 1), ("conv", 88, 1))
 
 register(_cnn_spec("cnn_10k", 10_000, CNN_10K, params=9_506, macs=882_200, epochs=50))
-register(_cnn_spec("cnn_20k", 20_000, CNN_20K, params=19_138, macs=1_637_392, epochs=40))
+# cnn_20k: 50 epochs, chosen by mean validation accuracy over three seeds on an H100 against distillation
+# from the shipped cnn_100k (40 epochs at weight 0.5: 92.47%; 50 epochs at 0.8: 92.48%; none: 92.51%).
+register(_cnn_spec("cnn_20k", 20_000, CNN_20K, params=19_138, macs=1_637_392, epochs=50))
 register(_cnn_spec("cnn_50k", 50_000, CNN_50K, params=49_370, macs=4_516_320, epochs=30))
 register(_cnn_spec("cnn_100k", 100_000, CNN_100K, params=98_298, macs=7_564_912, epochs=45))
