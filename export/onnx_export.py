@@ -15,14 +15,14 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
-from zoo.export.metadata import INPUT_NAME, OUTPUT_NAME, build_metadata
-from zoo.export.quantize import MAX_ACCURACY_DROP, convert_fp16, quantize_int8
-from zoo.export.runtime import inference_session, run_logits
 
 from zoo.api import create_model, pretrained_weights_path
 from zoo.checkpoint import atomic_write, sha256_file
 from zoo.data import load_dataset
 from zoo.errors import WeightsError, ZooError
+from zoo.export.metadata import INPUT_NAME, OUTPUT_NAME, build_metadata
+from zoo.export.quantize import MAX_ACCURACY_DROP, convert_fp16, quantize_int8
+from zoo.export.runtime import inference_session, run_logits
 from zoo.preprocess import normalize
 from zoo.registry import ModelSpec, get_spec
 

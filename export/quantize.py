@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from zoo.export.metadata import INPUT_NAME
 
 # Allowed test-accuracy drop (fraction) against the PyTorch fp32 model; they cannot meet the fp32 bar of

@@ -14,9 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from zoo.export import export_onnx
-
 import zoo
+from zoo.export import export_onnx
 
 
 def weights_for(name: str, work: Path) -> tuple[str | None, str]:

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
 
 from zoo.errors import ZooError
+from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
 
 
 def inference_session(model: str | os.PathLike[str] | bytes):

@@ -8,13 +8,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from zoo.export import ExportError, OnnxClassifier, export_onnx
-from zoo.export import onnx_export as onnx_export_module
-from zoo.export.runtime import inference_session
 
 import zoo
 from zoo.cli import main
 from zoo.errors import WeightsError
+from zoo.export import ExportError, OnnxClassifier, export_onnx
+from zoo.export import onnx_export as onnx_export_module
+from zoo.export.runtime import inference_session
 
 
 @pytest.fixture(scope="module")
