@@ -219,10 +219,13 @@ def plot(studies: list[ModelStudy], path: Path) -> bool:
                       color=colour, capsize=3, label=f"zoo {family.upper()} (mean ± std)")  # fmt: skip
         axes.plot(params, [100 * REFERENCE[s.name][0] for s in members], linestyle="--", marker="x", color=colour,
                   alpha=0.6, label=f"published {family.upper()}")  # fmt: skip
+        for study in members:
+            axes.annotate(f"{statistics.fmean(study.train_seconds):.0f} s", (study.params, 100 * study.mean),
+                          textcoords="offset points", xytext=(0, -16), ha="center", fontsize=7, color=colour)  # fmt: skip
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters")
     axes.set_ylabel("Fashion-MNIST test accuracy (%)")
-    axes.set_title("FCN vs CNN at equal parameter budgets")
+    axes.set_title("FCN vs CNN at equal parameter budgets (labels: training time per run)", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
