@@ -82,6 +82,8 @@ def test_train_then_eval_json(capsys, tmp_path, data_dir):
         (["train", "cnn_10k", "--device", "tpu"], ["invalid device"]),
         (["eval", "cnn_10k", "--batch-size", "0"], ["invalid batch size"]),
         (["list", "--bogus"], ["--bogus"]),
+        (["study", "fcn_50k", "--train", "--jobs", "0"], ["--jobs must be at least 1"]),
+        (["study", "fcn_50k", "--runs-dir", "/nonexistent"], ["no finished runs"]),
     ],
 )
 def test_user_errors_are_one_line_and_nonzero(capsys, argv, fragments):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import zoo
 from zoo.api import pretrained_weights_path
 from zoo.checkpoint import sha256_file, shipped_weights_path
 from zoo.registry import shipped_weights_manifest
+from zoo.study import collect
+
+RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
 
 SHIPPED = [name for name in zoo.list_models() if zoo.get_spec(name).weights_sha256]
 # Large CIFAR models take minutes to evaluate on a CPU; they run in CI's slow pass.
@@ -32,6 +37,27 @@ def test_shipped_weights_reach_the_registry_test_accuracy(name, data_dir):
     spec = zoo.get_spec(name)
     result = zoo.evaluate(name, data_dir=data_dir)
     assert result.accuracy == pytest.approx(spec.metrics["test_accuracy"], abs=2e-4)  # 2 images of 10,000
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n not in SLOW])
+def test_gpu_evaluation_reaches_the_same_accuracy(name, data_dir):
+    # Accuracies are measured in exact fp32 everywhere; bf16 or TF32 evaluation once moved them by 8 images.
+    result = zoo.evaluate(name, data_dir=data_dir, device="cuda")
+    assert result.accuracy == pytest.approx(zoo.get_spec(name).metrics["test_accuracy"], abs=2e-4)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_manifest_agrees_with_the_committed_run_records(name):
+    """The shipped seed is the best-validation run of docs/runs, trained with the registry's own recipe."""
+    (study,) = collect([name], RUNS)
+    entry = shipped_weights_manifest()[name]
+    assert entry["seed"] == study.best_seed
+    assert entry["metrics"]["test_accuracy"] == study.shipped_accuracy
+    assert entry["metrics"]["test_accuracy_mean"] == pytest.approx(study.mean)
+    assert entry["metrics"]["seeds"] == len(study.seeds) >= 3
+    recipe = zoo.get_spec(name).recipe.to_dict()
+    assert {**study.recipe, "seed": recipe["seed"]} == recipe
 
 
 def test_tampered_weights_fail_the_hash_check(tmp_path, monkeypatch):

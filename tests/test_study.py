@@ -1,8 +1,9 @@
-"""The study aggregates real run folders: here, two quick seeds of fcn_50k."""
+"""The study aggregates real run folders: here, two quick seeds of fcn_50k trained in two worker processes."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 
 import pytest
@@ -15,7 +16,7 @@ from zoo.study import REFERENCE, run_study
 def study(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("study")
     results = run_study(
-        ["fcn_50k"], runs_dir=root / "runs", docs_dir=root / "docs", seeds=[0, 1], train=True, ship_weights=True,
+        ["fcn_50k"], runs_dir=root / "runs", docs_dir=root / "docs", seeds=[0, 1], train=True, jobs=2, ship_weights=True,
         weights_dir=root / "weights", data_dir=data_dir, epochs=1, limit_train=2000, val_size=500, progress=False,
     )  # fmt: skip
     return root, results
@@ -48,3 +49,16 @@ def test_rerun_without_training_reuses_the_runs(study, data_dir):
     root, (first,) = study
     (again,) = run_study(["fcn_50k"], runs_dir=root / "runs", docs_dir=root / "docs2")
     assert again.test_accuracies == first.test_accuracies
+
+
+def test_records_without_checkpoints_rebuild_the_docs_but_cannot_ship(study, tmp_path):
+    """What is committed under docs/runs: config, metrics and report, no checkpoints."""
+    root, (first,) = study
+    records = tmp_path / "runs"
+    shutil.copytree(root / "runs", records, ignore=shutil.ignore_patterns("*.safetensors"))
+    (again,) = run_study(["fcn_50k"], runs_dir=records, docs_dir=tmp_path / "docs")
+    assert again.shipped_accuracy == first.shipped_accuracy
+    assert (tmp_path / "docs" / "models" / "fcn_50k.md").is_file()
+    with pytest.raises(zoo.ZooError, match="cannot ship fcn_50k"):
+        run_study(["fcn_50k"], runs_dir=records, docs_dir=tmp_path / "docs", ship_weights=True, weights_dir=tmp_path)
+    assert not (tmp_path / "fcn_50k.safetensors").exists()
