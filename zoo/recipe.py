@@ -29,6 +29,7 @@ class Recipe:
     split_seed: int = 0  # seed of the train/validation split, fixed so seeds compare on one split
     seed: int = 0  # seed of initialisation, shuffling and augmentation
     compile: bool = False  # torch.compile the model (worth it on a GPU for long runs)
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (avx512_bf16, AMX): about 2x faster convs
 
     def replace(self, **overrides: object) -> Recipe:
         """A copy with some fields changed; unknown names or wrong types are user errors."""

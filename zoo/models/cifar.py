@@ -55,7 +55,7 @@ def resnet18_cifar(num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
 
 CIFAR_CNN_RECIPE = Recipe(
     epochs=20, batch_size=512, optimizer="sgd", lr=0.2, weight_decay=5e-4,
-    label_smoothing=0.2, crop_padding=2, hflip=True, ema_decay=0.0,
+    label_smoothing=0.2, crop_padding=2, hflip=True, ema_decay=0.0, cpu_bf16=True,
 )  # fmt: skip
 RESNET_RECIPE = Recipe(
     epochs=40, batch_size=512, optimizer="sgd", lr=0.2, weight_decay=5e-4,
