@@ -9,5 +9,5 @@ threads="${THREADS:-1,$(nproc)}"
 export COLUMNS="${COLUMNS:-200}"  # the .txt copy of the Rich tables is readable only when wide enough
 zoo benchmark --backends all --batch-sizes 1,8,64,256 --threads "$threads" \
     --warmup 1 --min-time 2 --min-runs 5 --accuracy-images 1000 \
-    --json "benchmarks/results-$name.json" --csv "benchmarks/results-$name.csv" \
+    --save-json "benchmarks/results-$name.json" --csv "benchmarks/results-$name.csv" \
     --plot "benchmarks/results-$name.png" | tee "benchmarks/results-$name.txt"

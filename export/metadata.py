@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 
 from zoo.errors import ZooError
+from zoo.images import photo_recipe
 from zoo.registry import ModelSpec, Preprocessing
 
 FORMAT = "zoo-onnx/1"
@@ -48,6 +49,9 @@ def build_metadata(spec: ModelSpec, *, weights: str, weights_sha256: str, precis
         "channels": pre.channels,
         "input_size": list(pre.size),  # (height, width)
         "light_on_dark": pre.light_on_dark,
+        # How any image becomes the uint8 input before normalising, step by step (zoo/images.py), so another
+        # runtime can give the answers `zoo predict` gives.
+        "photo_recipe": photo_recipe(pre),
         "tta_flip": spec.tta_flip,  # already inside the graph: it returns the mean of image and mirror logits
         "weights": weights,
         "weights_sha256": weights_sha256,

@@ -16,15 +16,15 @@ import onnx
 import torch
 from torch import nn
 
-from zoo.api import create_model, pretrained_weights_path
-from zoo.checkpoint import atomic_write, sha256_file
+from zoo.checkpoint import atomic_write
 from zoo.data import load_dataset
-from zoo.errors import WeightsError, ZooError
+from zoo.errors import DataNotFoundError, ZooError
 from zoo.export.metadata import INPUT_NAME, OUTPUT_NAME, build_metadata
 from zoo.export.quantize import MAX_ACCURACY_DROP, convert_fp16, quantize_int8
 from zoo.export.runtime import inference_session, run_logits
+from zoo.loading import load_model
 from zoo.preprocess import normalize
-from zoo.registry import ModelSpec, get_spec
+from zoo.registry import ModelSpec
 
 DEFAULT_OPSET = 18
 FP32_MAX_ABS_DIFF = 1e-4  # logits: the fp32 graph must reproduce PyTorch to this, on every validation image
@@ -33,22 +33,6 @@ BATCH_N = 64  # the "batch N" of the dynamic-batch check
 
 class ExportError(ZooError):
     """The export could not be made or failed its validation; no file was written."""
-
-
-class ExportedModule(nn.Module):
-    """What goes into the graph: the model, plus the mirror-average evaluation of `tta_flip` models so the
-    ONNX file alone gives the accuracy the registry reports."""
-
-    def __init__(self, model: nn.Module, tta_flip: bool):
-        super().__init__()
-        self.model = model
-        self.tta_flip = tta_flip
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - the graph input's public name
-        logits = self.model(input)
-        if self.tta_flip:
-            logits = (logits + self.model(input.flip(-1))) / 2
-        return logits
 
 
 @dataclass
@@ -61,7 +45,7 @@ class ExportResult:
     weights: str  # checkpoint file, or "random-init"
     weights_sha256: str
     size_bytes: int
-    validation: dict[str, object]  # fp32 graph vs PyTorch on a slice of the test set
+    validation: dict[str, object]  # fp32 graph vs PyTorch on a slice of the test set (or seeded random images)
     reduced: dict[str, object] | None  # int8 / fp16 model vs PyTorch on the test set
     test_data: list[str] = field(default_factory=list)  # Model Zoo test_data_set_N folders
 
@@ -70,7 +54,7 @@ class ExportResult:
 
 
 def export_onnx(
-    name: str,
+    name: str | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
@@ -86,34 +70,37 @@ def export_onnx(
 ) -> ExportResult:
     """Export `name` to ONNX and validate it before writing; raise ExportError (and write nothing) on failure.
 
-    Weights: `weights=PATH`, else the shipped weights, else (only with `random_init=True`) random weights.
-    `validate_images` test images check the fp32 graph; `test_images` (default: all) measure the int8 /
-    fp16 accuracy delta; `calibration_images` training images calibrate int8.
+    Weights: `weights=PATH` (the checkpoint names its model, so `name` may be left out), else the shipped
+    weights, else (only with `random_init=True`) seeded random weights. `validate_images` test images check
+    the fp32 graph (seeded random images when the data set is not at hand: the check is of arithmetic, and
+    the result says which inputs were used); `test_images` (default: all) measure the int8 / fp16 accuracy
+    delta and `calibration_images` training images calibrate int8, so those two need the data set.
     """
-    spec = get_spec(name)
     if fp16 and int8:
-        raise ZooError("choose one of --fp16 and --int8")
+        raise ZooError("choose fp16 or int8, not both")
     if validate_images < 1 or (test_images is not None and test_images < 1):
         raise ZooError("validate_images and test_images must be at least 1")
     fixed_batch = _parse_batch(batch)
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
-    model, weights_label, digest = _load_weights(spec, weights, random_init)
+    loaded = load_model(name, weights=weights, random_init=random_init)
+    spec, wrapper = loaded.spec, loaded.model  # a Classifier in eval mode: flip TTA goes into the graph
+    weights_label, digest = loaded.weights.label, loaded.weights.sha256 or "none"
     path = Path(out) if out is not None else default_output(spec.name, precision)
     if path.suffix != ".onnx":
-        raise ZooError(f"--out must end in .onnx, got {str(path)!r}")
+        raise ZooError(f"the output file must end in .onnx, got {str(path)!r}")
 
-    wrapper = ExportedModule(model, spec.tta_flip).eval()
     proto = _torch_to_onnx(wrapper, spec, opset, fixed_batch)
-    data = load_dataset(spec.dataset, data_dir)
+    data, images, labels, source = _validation_images(spec, data_dir, precision, validate_images, test_images)
     # int8 / fp16 are measured on `test_images` (default: the whole test set), fp32 on the first
     # `validate_images`; one slice of the test set serves both.
-    reduced_count = min(test_images or len(data.test), len(data.test))
-    count = validate_images if precision == "fp32" else max(validate_images, reduced_count)
-    all_inputs = normalize(data.test.images[:count], spec.preprocessing).numpy()
-    all_labels = data.test.labels[:count].numpy()
+    all_inputs = normalize(images, spec.preprocessing).numpy()
+    all_labels = labels.numpy() if labels is not None else None
     all_reference = _torch_logits(wrapper, all_inputs)
     sample = slice(0, validate_images)
-    validation = _validate_fp32(proto, all_inputs[sample], all_reference[sample], all_labels[sample], fixed_batch)
+    validation = _validate_fp32(
+        proto, all_inputs[sample], all_reference[sample], _part(all_labels, sample), fixed_batch
+    )
+    validation["inputs"] = source
 
     reduced = None
     final = proto
@@ -124,7 +111,7 @@ def export_onnx(
         else:
             final = convert_fp16(proto)
         _check(final, spec.name)
-        part = slice(0, reduced_count)
+        part = slice(0, len(all_inputs))
         reduced = _validate_reduced(
             final, precision, all_inputs[part], all_reference[part], all_labels[part], fixed_batch
         )
@@ -165,19 +152,28 @@ def _parse_batch(batch: str | int) -> int | None:
     return value
 
 
-def _load_weights(spec: ModelSpec, weights, random_init: bool) -> tuple[nn.Module, str, str]:
-    if weights is not None:
-        return create_model(spec.name, weights=weights), str(weights), sha256_file(weights)
-    if spec.weights_sha256 is not None:
-        path = pretrained_weights_path(spec)
-        return create_model(spec.name, weights=path), path.name, spec.weights_sha256
-    if random_init:
-        torch.manual_seed(0)  # the same "random" file every time
-        return create_model(spec.name), "random-init", "none"
-    raise WeightsError(
-        f"{spec.name} has no trained weights shipped yet; pass --weights PATH (e.g. a run's best.safetensors) "
-        "or --random-init to export untrained weights"
-    )
+VALIDATION_SEED = 0  # seeded random validation images where the data set is absent
+
+
+def _validation_images(spec: ModelSpec, data_dir, precision: str, validate_images: int, test_images: int | None):
+    """(data set or None, uint8 images, labels or None, what they are): the first test images, or seeded
+    random images for an fp32 export where the data set is not at hand."""
+    try:
+        data = load_dataset(spec.dataset, data_dir)
+    except DataNotFoundError as error:
+        if precision != "fp32":
+            raise DataNotFoundError(f"{precision} export measures accuracy on the test set: {error}") from None
+        generator = torch.Generator().manual_seed(VALIDATION_SEED)
+        images = torch.randint(0, 256, (validate_images, *spec.input_shape), generator=generator, dtype=torch.uint8)
+        return None, images, None, f"{validate_images} seeded random images (the {spec.dataset} test set was not found)"
+    reduced_count = min(test_images or len(data.test), len(data.test))
+    count = validate_images if precision == "fp32" else max(validate_images, reduced_count)
+    source = f"the first {min(count, len(data.test))} {spec.dataset} test images ({data.source})"
+    return data, data.test.images[:count], data.test.labels[:count], source
+
+
+def _part(labels: np.ndarray | None, part: slice) -> np.ndarray | None:
+    return None if labels is None else labels[part]
 
 
 def _torch_to_onnx(wrapper: nn.Module, spec: ModelSpec, opset: int, fixed_batch: int | None) -> onnx.ModelProto:
@@ -217,15 +213,18 @@ def _torch_logits(wrapper: nn.Module, inputs: np.ndarray, batch_size: int = 500)
     return torch.cat(parts).numpy()
 
 
-def _compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def _compare(logits: np.ndarray, reference: np.ndarray, labels: np.ndarray | None) -> dict[str, float | None]:
+    """Agreement with PyTorch; accuracies where the images have labels (None for random images)."""
     predicted, expected = logits.argmax(1), reference.argmax(1)
+    torch_accuracy = float((expected == labels).mean()) if labels is not None else None
+    onnx_accuracy = float((predicted == labels).mean()) if labels is not None else None
     return {
-        "images": len(labels),
+        "images": len(logits),
         "max_abs_diff": float(np.abs(logits - reference).max()),
         "top1_agreement": float((predicted == expected).mean()),
-        "accuracy_torch": float((expected == labels).mean()),
-        "accuracy_onnx": float((predicted == labels).mean()),
-        "accuracy_delta": float((predicted == labels).mean() - (expected == labels).mean()),
+        "accuracy_torch": torch_accuracy,
+        "accuracy_onnx": onnx_accuracy,
+        "accuracy_delta": onnx_accuracy - torch_accuracy if labels is not None else None,
     }
 
 
@@ -234,7 +233,7 @@ def _validate_fp32(proto, inputs, reference, labels, fixed_batch) -> dict[str, o
     checks: dict[str, object] = {}
     if fixed_batch in (None, 1):  # batch 1 on the first images, one by one
         few = min(len(inputs), 32)
-        checks["batch_1"] = _compare(run_logits(session, inputs[:few], 1), reference[:few], labels[:few])
+        checks["batch_1"] = _compare(run_logits(session, inputs[:few], 1), reference[:few], _part(labels, slice(0, few)))
     size = fixed_batch or min(BATCH_N, len(inputs))
     checks[f"batch_{size}"] = _compare(
         run_logits(session, inputs, size, fixed=fixed_batch is not None), reference, labels

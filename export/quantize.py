@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import tempfile
 from pathlib import Path
 
@@ -15,9 +16,28 @@ from zoo.export.metadata import INPUT_NAME
 MAX_ACCURACY_DROP = {"int8": 0.01, "fp16": 0.002}
 
 
-def quantize_int8(fp32: onnx.ModelProto, calibration: np.ndarray, batch_size: int = 32) -> onnx.ModelProto:
+def x86_without_vnni() -> bool:
+    """True on an x86-64 CPU without VNNI (AVX-512 VNNI or AVX-VNNI), where ONNX Runtime's U8S8 kernels can
+    saturate (its quantization docs) and int8 weights must use 7 bits (`reduce_range`)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # cannot tell: the safe choice, at a small cost in precision
+    return "avx512_vnni" not in flags and "avx_vnni" not in flags
+
+
+def quantize_int8(
+    fp32: onnx.ModelProto, calibration: np.ndarray, batch_size: int = 32, reduce_range: bool | None = None
+) -> onnx.ModelProto:
     """ONNX Runtime static quantization: QDQ format, per-channel int8 weights, uint8 activations whose
-    ranges (MinMax) are calibrated on `calibration`, normalized training images (never test images)."""
+    ranges (MinMax) are calibrated on `calibration`, normalized training images (never test images).
+
+    `reduce_range` (default: on x86 CPUs without VNNI) keeps weights to 7 bits so that the U8S8 kernels of
+    such CPUs cannot saturate; the export is validated on the machine that makes it either way."""
+    if reduce_range is None:
+        reduce_range = x86_without_vnni()
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -37,7 +57,7 @@ def quantize_int8(fp32: onnx.ModelProto, calibration: np.ndarray, batch_size: in
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
         )  # fmt: skip
         return onnx.load(str(target))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,23 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["ZOO_OFFLINE"] = "1"  # nothing may download at test time
 if "ZOO_DATA" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["ZOO_DATA"] = str(REPO.parent / "shared" / "data")
+# The decoded-data cache and cached ONNX exports go to a folder of the test session's own, never to the
+# user's ~/.cache/zoo (set ZOO_CACHE to share one between runs).
+_OWN_CACHE = None if "ZOO_CACHE" in os.environ else tempfile.mkdtemp(prefix="zoo-test-cache-")
+if _OWN_CACHE:
+    os.environ["ZOO_CACHE"] = _OWN_CACHE
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that write to the working directory (runs/, exports/) write into the test's own folder."""
+    monkeypatch.chdir(tmp_path)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -34,7 +34,7 @@ def tiny_report(tmp_path_factory, data_dir):
     argv = [
         "benchmark", "fcn_50k", "--backends", "torch,onnxruntime,torch-cuda", "--batch-sizes", "1,4",
         "--threads", "1", "--warmup", "0", "--min-time", "0.05", "--min-runs", "3", "--accuracy-images", "64",
-        "--data-dir", str(data_dir), "--json", str(folder / "bench.json"), "--csv", str(folder / "bench.csv"),
+        "--data-dir", str(data_dir), "--save-json", str(folder / "bench.json"), "--csv", str(folder / "bench.csv"),
         "--plot", str(folder / "bench.png"),
     ]  # fmt: skip
     assert main(argv) == 0

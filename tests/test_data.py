@@ -112,4 +112,4 @@ def test_missing_data_names_every_place_searched(tmp_path, monkeypatch):
         "/usr/share/datasets/fashion-mnist",
     ):
         assert place in message
-    assert "--data-dir" in message and "ZOO_DATA" in message
+    assert "data_dir=DIR" in message and "ZOO_DATA" in message

@@ -29,7 +29,7 @@ def test_teacher_logits_match_the_teacher_on_each_view(fashion_mnist, random_che
     images = fashion_mnist.test.images[:16]
     teacher = Teacher.load(recipe, zoo.get_spec("fcn_50k"), images, torch.device("cpu"))
     assert teacher.logits.shape == (16, 9, 2, 10)
-    model = zoo.create_model("cnn_10k", weights=path)
+    model = zoo.create_model("cnn_10k", weights=path).network  # the bare network: one view, no flip average
     preprocessing = zoo.get_spec("cnn_10k").preprocessing
     for offset, mirrored in [(0, False), (4, True), (7, False)]:
         view = crop_at(images, 1, torch.full((16,), offset))
@@ -38,16 +38,17 @@ def test_teacher_logits_match_the_teacher_on_each_view(fashion_mnist, random_che
         torch.testing.assert_close(teacher.logits[:, offset, int(mirrored)], expected, rtol=1e-4, atol=1e-5)
 
 
-def test_distilled_run_records_its_teacher(tmp_path, data_dir, random_checkpoint):
-    path = random_checkpoint("cnn_10k")
+def test_student_learns_from_the_teacher_alone(tmp_path, data_dir):
+    """distill_weight=1 ignores the labels: the student can only beat chance by matching the shipped
+    cnn_50k on the views it was shown, so misaligned teacher logits would leave it near 10%."""
     out = tmp_path / "run"
     result = zoo.train(
-        "fcn_50k", epochs=1, limit_train=1000, val_size=500, out=out, data_dir=data_dir, progress=False,
-        teacher=f"cnn_10k={path}", distill_weight=0.5, crop_padding=1,
+        "fcn_50k", epochs=1, limit_train=2000, val_size=500, out=out, data_dir=data_dir, progress=False,
+        teacher="cnn_50k", distill_weight=1.0, crop_padding=1,
     )  # fmt: skip
-    assert 0 <= result.test_accuracy <= 1
+    assert result.test_accuracy > 0.4  # 0.61 measured; chance is 0.1
     recipe = json.loads((out / "config.json").read_text())["recipe"]
-    assert recipe["teacher"] == f"cnn_10k={path}" and recipe["distill_weight"] == 0.5
+    assert recipe["teacher"] == "cnn_50k" and recipe["distill_weight"] == 1.0
 
 
 def test_teacher_refuses_erasing_and_mismatched_data_sets(tmp_path, data_dir):

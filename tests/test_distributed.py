@@ -57,7 +57,7 @@ def ddp_run(tmp_path_factory, data_dir):
     assert first.returncode == 0, first.stdout + first.stderr + str(worker_logs(base / "l1"))
     after_first = {"records": records(run), "report": json.loads((run / "report.json").read_text())}
     second = torchrun(
-        ["fcn_50k", "--epochs", "2", "--resume", str(run), "--data-dir", str(data_dir), *SMALL], base / "l2"
+        ["fcn_50k", "--epochs", "2", "--resume", str(run), "--extend", "--data-dir", str(data_dir), *SMALL], base / "l2"
     )
     assert second.returncode == 0, second.stdout + second.stderr + str(worker_logs(base / "l2"))
     return run, after_first, worker_logs(base / "l1"), worker_logs(base / "l2")

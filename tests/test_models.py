@@ -54,9 +54,9 @@ def test_fcns_have_no_convolutions_and_cnns_do():
 
 
 def test_cifar_cnn_best_is_plain_and_resnet_has_the_cifar_stem():
-    plain = zoo.create_model("cifar_cnn_best")
+    plain = zoo.create_model("cifar_cnn_best").network
     assert isinstance(plain, torch.nn.Sequential)  # a chain of layers: no skip connections
-    resnet = zoo.create_model("resnet18_cifar")
+    resnet = zoo.create_model("resnet18_cifar").network
     assert resnet.conv1.kernel_size == (3, 3) and resnet.conv1.stride == (1, 1)
     assert isinstance(resnet.maxpool, torch.nn.Identity)
 

@@ -14,7 +14,7 @@ from PIL import Image
 import zoo
 from zoo.cli import main
 from zoo.images import open_image, to_model_array
-from zoo.predict import default_model
+from zoo.prediction import default_model
 from zoo.registry import CIFAR10, FASHION_MNIST
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -10,6 +10,7 @@ import torch
 import zoo
 from zoo.checkpoint import read_checkpoint
 from zoo.errors import WeightsError, ZooError
+from zoo.training import engine
 
 QUICK = {"limit_train": 4000, "val_size": 1000, "batch_size": 128, "progress": False}
 
@@ -52,16 +53,43 @@ def test_evaluate_reproduces_the_reported_test_accuracy(quick_run, data_dir):
     assert set(evaluation.per_class) == set(zoo.get_spec("cnn_10k").classes)
 
 
-def test_resume_continues_from_the_saved_epoch(tmp_path, data_dir):
+def test_resume_continues_the_run_as_it_was_started(tmp_path, data_dir, monkeypatch):
+    """Killed after epoch 1 of 3, a plain resume trains epochs 2 and 3 of that run (not the registry's 150)."""
     out = tmp_path / "run"
-    zoo.train("fcn_50k", epochs=1, out=out, data_dir=data_dir, **QUICK)
+    save_checkpoint = engine.save_checkpoint
+
+    def save_then_stop(path, tensors, meta):
+        save_checkpoint(path, tensors, meta)
+        if path.name == "last.safetensors" and meta.get("epoch") == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_stop)
+    with pytest.raises(engine.TrainingInterrupted, match="can be resumed"):
+        zoo.train("fcn_50k", epochs=3, out=out, data_dir=data_dir, **QUICK)
+    monkeypatch.undo()
     first_epoch_weights, _ = read_checkpoint(out / "last.safetensors")
-    zoo.train("fcn_50k", epochs=3, resume=out, data_dir=data_dir, **QUICK)
+    zoo.train("fcn_50k", resume=out, data_dir=data_dir, **QUICK)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [(r["epoch"], r["epochs"]) for r in records] == [(1, 3), (2, 3), (3, 3)]
     tensors, meta = read_checkpoint(out / "last.safetensors")
     assert meta["epoch"] == "3"
     assert not torch.equal(tensors["model.1.weight"], first_epoch_weights["model.1.weight"])
+
+
+def test_resume_refuses_a_changed_recipe_and_extends_only_when_asked(tmp_path, data_dir):
+    out = tmp_path / "run"
+    zoo.train("fcn_50k", epochs=2, out=out, data_dir=data_dir, **QUICK)
+    with pytest.raises(ZooError, match="started with epochs=2, not 4.*extend=True"):
+        zoo.train("fcn_50k", epochs=4, resume=out, data_dir=data_dir, **QUICK)
+    with pytest.raises(ZooError, match="started with lr=0.1, not 0.5"):
+        zoo.train("fcn_50k", lr=0.5, epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
+    zoo.train("fcn_50k", epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["epochs"]) for r in records] == [(1, 2), (2, 2), (3, 4), (4, 4)]
+    # The learning rate goes on from where it stood at epoch 2: no jump back up to a longer cosine's value.
+    learning_rates = [r["lr"] for r in records]
+    assert 0 < learning_rates[3] <= learning_rates[2] <= learning_rates[1] * 1.0001
+    assert json.loads((out / "config.json").read_text())["recipe"]["epochs"] == 4
 
 
 def test_same_seed_gives_the_same_run(tmp_path, data_dir):

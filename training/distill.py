@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.errors import ZooError
+from zoo.loading import load_model
 from zoo.preprocess import predict_logits
 from zoo.recipe import Recipe
 from zoo.registry import ModelSpec, get_spec
@@ -29,13 +30,12 @@ class Teacher:
     @classmethod
     def load(cls, recipe: Recipe, student: ModelSpec, images: torch.Tensor, device: torch.device) -> Teacher:
         """Run the teacher named by the recipe over every view of the (uint8) training images."""
-        from zoo.api import create_model
-
         name, _, path = recipe.teacher.partition("=")
         spec = get_spec(name)
         if spec.dataset != student.dataset or spec.classes != student.classes:
             raise ZooError(f"teacher {name} is trained on {spec.dataset}, the student on {student.dataset}")
-        model = create_model(name, weights=path or None, pretrained=not path).to(device)
+        # The bare network: each view (crop offset, mirror) gets its own logits, no flip averaging.
+        model = load_model(name, weights=path or None).model.network.to(device)
         padding = recipe.crop_padding
         views = []
         for offset in range((2 * padding + 1) ** 2):

@@ -11,6 +11,7 @@ Under torchrun the same loop runs data-parallel (DistributedDataParallel): see t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from zoo.checkpoint import (
 from zoo.data import load_dataset, train_val_split
 from zoo.errors import ZooError
 from zoo.hardware import describe_hardware
+from zoo.loading import Classifier
 from zoo.preprocess import normalize, predict_logits
 from zoo.recipe import Recipe
 from zoo.registry import ModelSpec
@@ -184,20 +186,16 @@ def _train(
     )
     steps_per_epoch = math.ceil(epoch_images / recipe.batch_size)
     total_steps = recipe.epochs * steps_per_epoch
-    scheduler = CosineLRScheduler(
-        optimizer,
-        t_initial=total_steps,
-        lr_min=recipe.lr * recipe.min_lr_ratio,
-        warmup_t=int(recipe.warmup_epochs * steps_per_epoch),
-        warmup_lr_init=recipe.lr * 0.01,
-        t_in_epochs=False,
-    )
     ema = ModelEmaV3(model, decay=recipe.ema_decay, use_warmup=True) if recipe.ema_decay else None
 
-    start_epoch, step, best, elapsed = 0, 0, {"val_accuracy": -1.0, "epoch": 0}, 0.0
+    start_epoch, step, best, elapsed, lr_restart = 0, 0, {"val_accuracy": -1.0, "epoch": 0}, 0.0, None
     if resume_state:
-        start_epoch, step, best, elapsed = _restore(resume_state, model, ema, optimizer, device)
-    scheduler.step_update(step)
+        start_epoch, step, best, elapsed, lr_restart = _restore(resume_state, model, ema, optimizer, device)
+        if json.loads(resume_state["meta"]["recipe"])["epochs"] != recipe.epochs:
+            # An extended run: the learning rate goes on from where it stood, down a new cosine to the end.
+            lr_restart = {"step": step, "lr": optimizer.param_groups[0]["lr"]}
+    scheduler, schedule_offset = _scheduler(optimizer, recipe, steps_per_epoch, lr_restart)
+    scheduler.step_update(step - schedule_offset)
     # `model` stays the plain module: checkpoints, EMA and evaluation use it, so saved names carry no
     # "module." prefix. `forward` is what the training steps call.
     forward: nn.Module = model
@@ -232,6 +230,8 @@ def _train(
     def save_last(epoch: int) -> None:
         tensors, meta = _resume_tensors(model, ema, optimizer, device)
         meta.update(checkpoint_meta, epoch=epoch, step=step, best=best, elapsed_seconds=elapsed, kind="resume")
+        if lr_restart:
+            meta["lr_restart"] = lr_restart
         save_checkpoint(run_dir / "last.safetensors", tensors, meta)
 
     if main:
@@ -278,7 +278,7 @@ def _train(
                     loss.backward()  # under DDP: the mean over equal shards, i.e. the global batch's
                     optimizer.step()
                     step += 1
-                    scheduler.step_update(step)
+                    scheduler.step_update(step - schedule_offset)
                     if ema is not None:
                         ema.update(model, step=step)
                     loss_sum += loss.detach() * len(labels)
@@ -333,7 +333,7 @@ def _train(
                     save_last(epoch)
         except KeyboardInterrupt:
             raise TrainingInterrupted(
-                f"interrupted; the last finished epoch is saved: resume with `zoo train {spec.name} --resume {run_dir}`"
+                f"interrupted; the last finished epoch is saved in {run_dir}, from which the run can be resumed"
             ) from None
 
     # The test set is touched once, with the weights that validation chose, by rank 0.
@@ -367,6 +367,26 @@ def _train(
     return dist.broadcast(result)
 
 
+def _scheduler(optimizer, recipe: Recipe, steps_per_epoch: int, lr_restart: dict | None):
+    """timm's warm-up + cosine over the whole run, or, for an extended run, a cosine from the learning rate
+    at the extension (`lr_restart`) down to the end: continuous either way. Returns it and its step offset."""
+    total_steps = recipe.epochs * steps_per_epoch
+    lr_min = recipe.lr * recipe.min_lr_ratio
+    if lr_restart is None:
+        scheduler = CosineLRScheduler(
+            optimizer, t_initial=total_steps, lr_min=lr_min, warmup_t=int(recipe.warmup_epochs * steps_per_epoch),
+            warmup_lr_init=recipe.lr * 0.01, t_in_epochs=False,
+        )  # fmt: skip
+        return scheduler, 0
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"] = lr_restart["lr"]
+    remaining = max(1, total_steps - lr_restart["step"])
+    scheduler = CosineLRScheduler(
+        optimizer, t_initial=remaining, lr_min=min(lr_min, lr_restart["lr"]), warmup_t=0, t_in_epochs=False
+    )
+    return scheduler, lr_restart["step"]
+
+
 def _augment(
     images: torch.Tensor, recipe: Recipe, spec: ModelSpec, flip: torch.Tensor | None, offsets: torch.Tensor | None
 ) -> torch.Tensor:
@@ -386,8 +406,9 @@ def _random_erasing(probability: float, device: torch.device):
     return RandomErasing(probability=probability, mode="const", device=str(device))
 
 
-def _accuracy(model: nn.Module, split, spec: ModelSpec, device: torch.device) -> tuple[float, float]:
-    logits = predict_logits(model, split.images, spec.preprocessing, tta_flip=spec.tta_flip, device=device)
+def _accuracy(network: nn.Module, split, spec: ModelSpec, device: torch.device) -> tuple[float, float]:
+    """Accuracy and loss as zoo reports them: the network wrapped as a Classifier, so flip TTA applies."""
+    logits = predict_logits(Classifier(network, spec), split.images, spec.preprocessing, device=device)
     accuracy = (logits.argmax(1) == split.labels).float().mean().item()
     return accuracy, F.cross_entropy(logits, split.labels).item()
 
@@ -396,10 +417,11 @@ def _new_run_dir(name: str, seed: int, out: str | os.PathLike[str] | None) -> Pa
     if out is not None:
         run_dir = Path(out)
         if (run_dir / "last.safetensors").exists():
-            raise ZooError(f"{run_dir} already holds a run; resume it with --resume or choose another --out")
+            raise ZooError(f"{run_dir} already holds a run; pass resume=DIR to continue it or choose another out=DIR")
     else:
         run_dir = Path("runs") / name / f"{datetime.now():%Y%m%d-%H%M%S}-seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Not created here: the first checkpoint creates it, so a run that fails before it (no data set,
+    # a bad option) leaves no empty folder behind.
     return run_dir
 
 
@@ -419,6 +441,16 @@ def _resume_tensors(model: nn.Module, ema: ModelEmaV3 | None, optimizer: torch.o
     if device.type == "cuda":
         tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     return tensors, {"optimizer_param_groups": state["param_groups"]}
+
+
+def run_recipe(resume: str | os.PathLike[str]) -> Recipe:
+    """The recipe a resumable run was started (or last extended) with, from its last.safetensors."""
+    path = Path(resume)
+    _, meta = read_checkpoint(path / "last.safetensors" if path.is_dir() else path)
+    if meta.get("kind") != "resume":
+        raise ZooError(f"{path} is not a resumable run (expected a run folder or its last.safetensors)")
+    known = {f.name for f in dataclasses.fields(Recipe)}
+    return Recipe(**{k: v for k, v in json.loads(meta["recipe"]).items() if k in known})
 
 
 def _read_resume_state(resume: str | os.PathLike[str], name: str) -> dict[str, object]:
@@ -449,4 +481,5 @@ def _restore(state: dict, model: nn.Module, ema: ModelEmaV3 | None, optimizer, d
     if device.type == "cuda" and "rng.cuda" in tensors:
         torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     elapsed = json.loads(meta.get("elapsed_seconds", "0"))  # absent in runs from before it was recorded
-    return int(meta["epoch"]), int(meta["step"]), json.loads(meta["best"]), float(elapsed)
+    lr_restart = json.loads(meta["lr_restart"]) if "lr_restart" in meta else None
+    return int(meta["epoch"]), int(meta["step"]), json.loads(meta["best"]), float(elapsed), lr_restart

@@ -3,24 +3,45 @@
 >>> import zoo
 >>> zoo.list_models("cnn_*")
 ['cnn_10k', 'cnn_20k', 'cnn_50k', 'cnn_100k']
->>> model = zoo.create_model("cnn_20k")
+>>> model = zoo.create_model("cnn_20k", pretrained=True)    # eval mode, flip TTA inside, model.pretrained_cfg
+>>> logits = model(zoo.transforms("cnn_20k")("examples/3-dress.png")[None])   # what `zoo predict` computes
+
+The public names are imported on first use, so `import zoo` (and `zoo --help`) does not load torch.
 """
 
-from zoo.api import create_model, evaluate, model_info, model_row, train
-from zoo.bench import benchmark
+from __future__ import annotations
+
+import importlib
+
 from zoo.errors import ZooError
-from zoo.predict import predict
-from zoo.registry import ModelSpec, get_spec, list_models
 
 __version__ = "0.1.0"
-__all__ = [
-    "ModelSpec", "ZooError", "create_model", "evaluate", "get_spec", "list_models", "model_info", "model_row", "predict", "train",
-    "export_onnx", "benchmark",
-]  # fmt: skip
+
+# public name -> the module that defines it
+_PUBLIC = {
+    "ModelSpec": "zoo.registry",
+    "get_spec": "zoo.registry",
+    "list_models": "zoo.registry",
+    "create_model": "zoo.api",
+    "transforms": "zoo.api",
+    "evaluate": "zoo.api",
+    "model_info": "zoo.api",
+    "model_row": "zoo.api",
+    "train": "zoo.api",
+    "predict": "zoo.prediction",
+    "benchmark": "zoo.bench",
+    "export_onnx": "zoo.export",
+}
+__all__ = ["ZooError", *_PUBLIC]
 
 
-def export_onnx(name: str, **options):
-    """Export and validate a model as ONNX; see zoo.export.export_onnx (imported lazily: it loads onnx)."""
-    from zoo.export import export_onnx as _export_onnx
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
-    return _export_onnx(name, **options)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

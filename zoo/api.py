@@ -4,45 +4,32 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from zoo.checkpoint import load_model_weights, sha256_file, shipped_weights_path
+from zoo.checkpoint import shipped_weights_path
 from zoo.data import load_dataset
-from zoo.errors import WeightsError, ZooError
-from zoo.preprocess import predict_logits
-from zoo.registry import ModelSpec, get_spec
+from zoo.errors import ZooError
+from zoo.loading import Classifier, load_model
+from zoo.preprocess import ImageTransform, predict_logits
+from zoo.registry import get_spec
 
 
-def create_model(name: str, pretrained: bool = False, weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Build a registered model, in eval mode; with `pretrained`, load its shipped, sha256-verified weights.
+def create_model(name: str | None = None, pretrained: bool = False, weights: str | os.PathLike[str] | None = None) -> Classifier:
+    """Build a registered model in eval mode, carrying its config (`model.pretrained_cfg`).
 
-    `weights` loads a checkpoint file instead (for example a run's best.safetensors).
+    `pretrained=True` loads the shipped, sha256-verified weights; `weights=PATH` a checkpoint instead (a run's
+    best.safetensors or last.safetensors; its metadata names the model, so `name` may be left out). In eval
+    mode the model computes what zoo reports, flip test-time augmentation included:
+    `model(zoo.transforms(name)(image)[None])` gives `zoo predict`'s logits.
     """
-    spec = get_spec(name)
-    model = spec.builder()
-    path = Path(weights) if weights is not None else (pretrained_weights_path(spec) if pretrained else None)
-    if path is not None:
-        load_model_weights(model, path, spec.name)
-    model.zoo_name = spec.name  # lets evaluate() and export find the spec of a model object
-    return model.eval()
+    return load_model(name, weights=weights, pretrained=pretrained).model
 
 
-def pretrained_weights_path(spec: ModelSpec) -> Path:
-    """The verified path of a model's shipped weights; a clear error when there are none or they changed."""
-    if spec.weights_sha256 is None:
-        raise WeightsError(f"{spec.name} has no trained weights shipped yet; train it with `zoo train {spec.name}`")
-    path = shipped_weights_path(spec.weights_file)
-    if not path.is_file():
-        raise WeightsError(f"shipped weights {path} are missing; reinstall zoo or train with `zoo train {spec.name}`")
-    digest = sha256_file(path)
-    if digest != spec.weights_sha256:
-        raise WeightsError(
-            f"{path} fails its sha256 check (found {digest[:12]}…, expected {spec.weights_sha256[:12]}…)"
-        )
-    return path
+def transforms(name: str) -> ImageTransform:
+    """The callable that turns a path, PIL image or array into `name`'s input tensor, as `zoo predict` does."""
+    return ImageTransform(get_spec(name).preprocessing)
 
 
 def train(
@@ -52,25 +39,46 @@ def train(
     out: str | os.PathLike[str] | None = None,
     device: str | None = None,
     resume: str | os.PathLike[str] | None = None,
+    extend: bool = False,
     limit_train: int | None = None,
     progress: bool = True,
     **recipe_overrides: object,
 ):
-    """Train a registered model with its recipe; keyword arguments override recipe fields (epochs=2, lr=0.05)."""
-    from zoo.training import train_model
+    """Train a registered model with its recipe; keyword arguments override recipe fields (epochs=2, lr=0.05).
+
+    `resume=RUN_DIR` continues a run with the recipe it was started with; a different value for any field
+    is refused, except `epochs` with `extend=True`, which lengthens the run and continues its learning-rate
+    schedule smoothly from where it stands.
+    """
+    from zoo.training import train_model  # lazily: the training engine imports timm
+    from zoo.training.engine import run_recipe
 
     spec = get_spec(name)
-    recipe = spec.recipe.replace(**{k: v for k, v in recipe_overrides.items() if v is not None})
+    overrides = {k: v for k, v in recipe_overrides.items() if v is not None}
+    if resume is None:
+        return train_model(
+            spec, spec.recipe.replace(**overrides), data_dir=data_dir, out=out, device=device,
+            limit_train=limit_train, progress=progress,
+        )  # fmt: skip
+    started = run_recipe(resume)
+    recipe = started.replace(**overrides)
+    changed = {k: v for k, v in recipe.to_dict().items() if v != getattr(started, k)}
+    allowed = {"epochs"} if extend else set()
+    if set(changed) - allowed:
+        field = sorted(set(changed) - allowed)[0]
+        hint = "; to train it longer pass extend=True" if field == "epochs" else ""
+        raise ZooError(
+            f"the run in {resume} was started with {field}={getattr(started, field)!r}, not {changed[field]!r}: "
+            f"a resumed run keeps its recipe{hint}"
+        )
+    if extend and "epochs" not in changed:
+        raise ZooError(f"extend=True needs more epochs than the run's {started.epochs}")
+    if recipe.epochs < started.epochs:
+        raise ZooError(f"a run can only be extended: {recipe.epochs} epochs < its {started.epochs}")
     return train_model(
-        spec,
-        recipe,
-        data_dir=data_dir,
-        out=out,
-        device=device,
-        resume=resume,
-        limit_train=limit_train,
+        spec, recipe, data_dir=data_dir, out=out, device=device, resume=resume, limit_train=limit_train,
         progress=progress,
-    )
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class Evaluation:
 
 
 def evaluate(
-    name_or_model: str | nn.Module,
+    name_or_model: str | nn.Module | None = None,
     *,
     weights: str | os.PathLike[str] | None = None,
     spec: str | None = None,
@@ -101,32 +109,30 @@ def evaluate(
 ) -> Evaluation:
     """Test accuracy, per-class accuracy and confusion matrix of a model on its data set's test split.
 
-    Pass a name (shipped weights, or `weights=PATH`) or a model from `create_model` (or any module with
-    `spec=NAME`).
+    Pass a name (shipped weights), `weights=PATH` (the checkpoint names its model), or a model from
+    `create_model` (or any module with `spec=NAME`).
     """
-    from zoo.training.engine import resolve_device
+    from zoo.training.engine import resolve_device  # lazily: the training engine imports timm
 
     if batch_size < 1:
         raise ZooError(f"invalid batch size {batch_size}")
-    if isinstance(name_or_model, str):
-        model_spec = get_spec(name_or_model)
-        if weights is None:
-            weights = pretrained_weights_path(model_spec)
-        model = create_model(model_spec.name, weights=weights)
-    else:
+    if isinstance(name_or_model, nn.Module):
         model = name_or_model
-        name = spec or getattr(model, "zoo_name", None)
+        name = spec or getattr(model, "pretrained_cfg", {}).get("model")
         if name is None:
             raise ZooError("evaluate() needs spec=NAME for a model that did not come from zoo.create_model")
         model_spec = get_spec(name)
+        if not isinstance(model, Classifier):  # a bare network: evaluate it as zoo does (flip TTA included)
+            model = Classifier(model, model_spec)
+    else:
+        loaded = load_model(name_or_model, weights=weights)
+        model, model_spec = loaded.model, loaded.spec
+        weights = loaded.weights.path
     resolved = resolve_device(device)
     test = load_dataset(model_spec.dataset, data_dir).test
     if limit:
         test = test.subset(torch.arange(min(limit, len(test))))
-    logits = predict_logits(
-        model.to(resolved), test.images, model_spec.preprocessing, tta_flip=model_spec.tta_flip,
-        batch_size=batch_size, device=resolved,
-    )  # fmt: skip
+    logits = predict_logits(model.to(resolved), test.images, model_spec.preprocessing, batch_size=batch_size, device=resolved)
     predicted = logits.argmax(1)
     classes = model_spec.num_classes
     confusion = torch.bincount(test.labels * classes + predicted, minlength=classes * classes).view(classes, classes)

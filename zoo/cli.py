@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from rich.table import Table
 
 import zoo
 from zoo.errors import ZooError
+from zoo.tables import compact_table, si
 
 app = typer.Typer(
     name="zoo",
@@ -52,12 +54,10 @@ def list_command(
         raise ZooError(f"no model matches {pattern!r}; run `zoo list` to see all")
     if as_json:
         return emit_json(rows)
-    table = Table(title="zoo models")
-    for column in ("name", "data set", "params / budget", "MACs", "test acc.", "weights"):
-        table.add_column(column, justify="left" if column in ("name", "data set") else "right")
+    table = compact_table("name", "data set", "params", "budget", "MACs", "test acc.", "weights", left=("name", "data set"))
     for row in rows:
         table.add_row(
-            row["name"], row["dataset"], f"{row['params']:,} / {row['budget']:,}", f"{row['macs']:,}",
+            row["name"], row["dataset"], f"{row['params']:,}", si(row["budget"]), si(row["macs"]),
             _percent(row["accuracy"]), "yes" if row["weights_present"] else "no",
         )  # fmt: skip
     out.print(table)
@@ -69,9 +69,8 @@ def info_command(name: str, as_json: JsonFlag = False) -> None:
     info = zoo.model_info(name)
     if as_json:
         return emit_json(info)
-    table = Table(title=f"{name}: {info['description']}")
-    for column in ("layer", "type", "output shape", "params", "MACs"):
-        table.add_column(column, justify="right" if column in ("params", "MACs") else "left")
+    out.print(f"[bold]{name}[/]: {info['description']}")
+    table = compact_table("layer", "type", "output shape", "params", "MACs", left=("layer", "type", "output shape"))
     for layer in info["layers"]:
         shape = "×".join(map(str, layer["output_shape"]))
         table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}", f"{layer['macs']:,}")
@@ -117,8 +116,11 @@ def train_command(
     data_dir: DataDir = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/NAME/TIME-seedN).")] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this folder (or its last.safetensors).")
+        Path | None, typer.Option(help="Continue the run in this folder (or its last.safetensors), recipe unchanged.")
     ] = None,
+    extend: Annotated[
+        bool, typer.Option("--extend", help="With --resume and --epochs N: lengthen the run to N epochs.")
+    ] = False,
     limit_train: Annotated[int | None, typer.Option(help="Train on the first N training images only.")] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override any recipe field: --set ema_decay=0.999")
@@ -128,9 +130,12 @@ def train_command(
     overrides: dict[str, object] = _parse_overrides(set_ or [])
     explicit = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "compile": compile}
     overrides.update({k: v for k, v in explicit.items() if v is not None})
+    if extend and resume is None:
+        raise ZooError("--extend lengthens a resumed run: give --resume RUN_DIR too")
     result = zoo.train(
-        name, data_dir=data_dir, out=out_dir, device=device, resume=resume, limit_train=limit_train, **overrides
-    )
+        name, data_dir=data_dir, out=out_dir, device=device, resume=resume, extend=extend, limit_train=limit_train,
+        **overrides,
+    )  # fmt: skip
     if int(os.environ.get("RANK", "0")):  # under torchrun, rank 0 alone reports
         return
     table = Table(title=f"{name}: training report", show_header=False)
@@ -145,7 +150,7 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    name: str,
+    name: Annotated[str | None, typer.Argument(help="Model (optional with --weights: the checkpoint names it).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Checkpoint to evaluate (default: shipped weights).")] = None,
     data_dir: DataDir = None,
     device: Device = None,
@@ -153,19 +158,20 @@ def eval_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Test accuracy, per-class accuracy and confusion matrix."""
+    if name is None and weights is None:
+        raise ZooError("name a model, or give --weights FILE")
     result = zoo.evaluate(name, weights=weights, data_dir=data_dir, device=device, batch_size=batch_size)
     if as_json:
         return emit_json(result.to_dict())
     out.print(
         f"[bold]{result.model}[/]: test accuracy {result.accuracy:.2%} on {result.images:,} {result.dataset} images"
     )
-    table = Table(title="per-class accuracy and confusion matrix (rows: true class)")
-    table.add_column("class")
-    table.add_column("acc.", justify="right")
-    for index in range(len(result.per_class)):
-        table.add_column(str(index), justify="right")
+    table = compact_table(
+        "true class", "acc.", *map(str, range(len(result.per_class))),
+        title="per-class accuracy; confusion matrix, predicted class across", left=("true class",),
+    )  # fmt: skip
     for index, (cls, accuracy) in enumerate(result.per_class.items()):
-        table.add_row(f"{index} {cls}", _percent(accuracy), *map(str, result.confusion_matrix[index]))
+        table.add_row(f"{index} {cls}", f"{accuracy:.1%}", *map(str, result.confusion_matrix[index]))
     out.print(table)
 
 
@@ -204,7 +210,7 @@ def study_command(
 
 @app.command("export")
 def export_command(
-    name: str,
+    name: Annotated[str | None, typer.Argument(help="Model (optional with --weights: the checkpoint names it).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Checkpoint to export (default: shipped weights).")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="The .onnx to write (default exports/NAME/NAME.onnx).")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
@@ -222,6 +228,8 @@ def export_command(
     """Export to ONNX, validated against PyTorch on real test images before the file is written."""
     from zoo.export import export_onnx
 
+    if name is None and weights is None:
+        raise ZooError("name a model, or give --weights FILE")
     result = export_onnx(
         name, weights=weights, out=out_path, opset=opset, batch=batch, fp16=fp16, int8=int8, random_init=random_init,
         data_dir=data_dir, validate_images=validate_images, test_images=test_images,
@@ -229,7 +237,7 @@ def export_command(
     if as_json:
         return emit_json(result.to_dict())
     check = result.validation
-    table = Table(title=f"{name}: ONNX export ({result.precision}, opset {result.opset}, batch {result.batch})")
+    table = Table(title=f"{result.model}: ONNX export ({result.precision}, opset {result.opset}, batch {result.batch})")
     table.add_column("check")
     table.add_column("PyTorch vs ONNX Runtime", justify="right")
     for batch_name, row in check["batches"].items():
@@ -237,7 +245,9 @@ def export_command(
             f"fp32, {batch_name.replace('_', ' ')} ({row['images']} test images)",
             f"max |Δlogit| {row['max_abs_diff']:.1e}, top-1 agreement {row['top1_agreement']:.2%}",
         )
-    table.add_row("fp32 accuracy (torch → onnx)", f"{check['accuracy_torch']:.2%} → {check['accuracy_onnx']:.2%}")
+    if check["accuracy_torch"] is not None:
+        table.add_row("fp32 accuracy (torch → onnx)", f"{check['accuracy_torch']:.2%} → {check['accuracy_onnx']:.2%}")
+    table.add_row("validated on", check["inputs"])
     if result.reduced:
         r = result.reduced
         table.add_row(
@@ -257,11 +267,15 @@ def predict_command(
     images: Annotated[list[str], typer.Argument(help="Image files, folders or globs (PNG, JPEG, BMP, WebP, GIF).")],
     model: Annotated[str | None, typer.Option(help="Model (default: $ZOO_MODEL, else the best shipped Fashion-MNIST model).")] = None,
     backend: Annotated[str, typer.Option(help="torch or onnxruntime.")] = "torch",
-    weights: Annotated[Path | None, typer.Option(help="Checkpoint to use instead of the shipped weights.")] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="Checkpoint to use instead of the shipped weights (it names its model).")
+    ] = None,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="An exported .onnx to run (implies onnxruntime).")] = None,
-    topk: Annotated[int, typer.Option(help="Classes shown per image.")] = 3,
+    topk: Annotated[int, typer.Option(help="Classes shown per image.")] = 5,
     data_dir: DataDir = None,
-    as_json: JsonFlag = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON Lines on stdout: one object per input, errors included.")
+    ] = False,
 ) -> int:
     """Classify images; with --json one JSON object per input line. Exit status 1 when some inputs failed."""
     results = zoo.predict(
@@ -308,22 +322,23 @@ def benchmark_command(
     min_runs: Annotated[int, typer.Option(help="Minimum timed runs per batch size.")] = 3,
     accuracy_images: Annotated[int, typer.Option(help="Test images each backend is scored on (0: skip).")] = 1000,
     data_dir: DataDir = None,
-    json_path: Annotated[str | None, typer.Option("--json", help="Write the JSON report here ('-': stdout only).")] = None,
+    as_json: JsonFlag = False,
+    json_path: Annotated[Path | None, typer.Option("--save-json", help="Also write the JSON report to this file.")] = None,
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the rows as CSV here.")] = None,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a latency-vs-batch-size PNG here.")] = None,
 ) -> None:
     """Latency, throughput, accuracy and fraction of peak FLOP/s across PyTorch and ONNX Runtime backends."""
     from zoo.bench import report
 
-    quiet = json_path == "-"
+    quiet = as_json
     result = zoo.benchmark(
         names or None, backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
         batch_sizes=_int_list(batch_sizes, "batch sizes"), threads=_int_list(threads, "thread counts"),
         device=device, warmup=warmup, min_time=min_time, min_runs=min_runs, accuracy_images=accuracy_images,
         data_dir=data_dir, progress=None if quiet else lambda message: err.print(f"[dim]{message}[/]"),
     )  # fmt: skip
-    if json_path and not quiet:
-        report.write_json(result, Path(json_path))
+    if json_path:
+        report.write_json(result, json_path)
     if csv_path:
         report.write_csv(result, csv_path)
     if plot_path:
@@ -332,11 +347,25 @@ def benchmark_command(
             err.print(f"plot skipped: {reason}")
     if quiet:
         return emit_json(result.to_dict())
-    for table in report.tables(result):
-        # Piped output would be squeezed to 80 columns; a file or log reads better whole.
-        out.print(table, width=None if out.is_terminal else max(out.width, 140))
+    # Piped output (a file, a log) gets the full table; a terminal gets what fits its width.
+    width = out.width if out.is_terminal else max(out.width, report.WIDE)
+    for table in report.tables(result, width):
+        out.print(table, width=width, soft_wrap=isinstance(table, str), markup=False)
     for line in report.summary_lines(result):
         out.print(line)
+
+
+# The library names its arguments (data_dir=DIR); on the command line they are options.
+ARGUMENT_WORDS = {
+    "data_dir=": "--data-dir ", "weights=": "--weights ", "random_init=True": "--random-init", "resume=": "--resume ",
+    "extend=True": "--extend", "out=": "--out ", "topk must": "--topk must", "batch_size=": "--batch-size ",
+}  # fmt: skip
+
+
+def cli_words(message: str) -> str:
+    """A library error worded for the command line: arguments become the options that set them."""
+    pattern = r"(?<![\w-])(" + "|".join(map(re.escape, ARGUMENT_WORDS)) + ")"
+    return re.sub(pattern, lambda m: ARGUMENT_WORDS[m.group(0)], message)
 
 
 def _click_error(error: BaseException, name: str) -> bool:
@@ -354,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as error:
         if debug:
             raise
-        err.print(f"error: {error}", soft_wrap=True)
+        err.print(f"error: {cli_words(str(error))}", soft_wrap=True, markup=False)
         return error.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -62,13 +62,15 @@ def cache_dir() -> Path:
     return Path(base) / "zoo"
 
 
-def search_dirs(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Where data is looked for, in order: the argument, $ZOO_DATA, the user cache, Debian's data set folder."""
+SYSTEM_DIRS = {"fashion_mnist": [Path("/usr/share/datasets/fashion-mnist")]}  # Debian's dataset-fashion-mnist
+
+
+def search_dirs(data_dir: str | os.PathLike[str] | None = None, name: str = "fashion_mnist") -> list[Path]:
+    """Where data is looked for, in order: the argument, $ZOO_DATA, the user cache, the system's data set folder."""
     dirs = [Path(data_dir)] if data_dir else []
     if os.environ.get("ZOO_DATA"):
         dirs.append(Path(os.environ["ZOO_DATA"]))
-    dirs += [cache_dir(), Path("/usr/share/datasets/fashion-mnist")]
-    return dirs
+    return dirs + [cache_dir(), *SYSTEM_DIRS.get(name, [])]
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> DataSet:
@@ -78,7 +80,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     if data_dir is not None and not Path(data_dir).is_dir():
         raise DataNotFoundError(f"data directory {str(data_dir)!r} does not exist")
     finder = _find_fashion_mnist if name == "fashion_mnist" else _find_cifar10
-    dirs = search_dirs(data_dir)
+    dirs = search_dirs(data_dir, name)
     for directory in dirs:
         source = finder(directory)
         if source is not None:
@@ -92,7 +94,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     )
     raise DataNotFoundError(
         f"{name} not found in {places} and it could not be downloaded (offline?); "
-        f"put {files} in a folder and pass --data-dir DIR or set ZOO_DATA=DIR"
+        f"put {files} in a folder and pass data_dir=DIR (or set ZOO_DATA=DIR)"
     )
 
 

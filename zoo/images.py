@@ -10,7 +10,11 @@ that convention by the same steps:
 4. trim to the object: the box of pixels brighter than 10% of that range;
 5. pad to a square with the background (0), centred, and resize (Lanczos) to 28×28.
 
-Other models (CIFAR-10, natural photos): RGB, resize the shorter side and centre-crop to the input size.
+An image already in the data set's convention (grey, 28×28, dark border) passes unchanged: every image of
+the data set itself does. Other models (CIFAR-10, natural photos): RGB, resize the shorter side and
+centre-crop to the input size; an image already at the input size passes unchanged.
+
+`photo_recipe` names these rules; exported ONNX files carry that name, so another runtime can follow them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,17 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 # range we cannot know, so they are refused rather than silently misread.
 MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "I", "I;16", "I;16B", "I;16L", "I;16N")
 MAX_PIXELS = 40_000_000  # far above any real photo; a larger header is treated as a decompression bomb
+DARK_BORDER = 10  # border median (0-255) at or below which a grey image counts as already light-on-dark
+LIGHT_ON_DARK_RECIPE = (
+    "zoo.light_on_dark/1: grey (alpha laid on white); unchanged if already HxW with border median <= 10; "
+    "else invert if the border (outer 10% frame, median) is brighter than the centre (middle half, mean); "
+    "map the border median to 0 and the brightest pixel to 255; trim to pixels above 25.5; "
+    "pad to a centred square with 0; resize (Lanczos) to HxW"
+)
+FIT_RECIPE = (
+    "zoo.fit/1: RGB (alpha laid on white), or grey; unchanged if already HxW; "
+    "else resize the shorter side (Lanczos) and centre-crop to HxW"
+)
 
 
 class ImageError(ZooError):
@@ -96,18 +111,36 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     return image
 
 
+def photo_recipe(preprocessing: Preprocessing) -> str:
+    """The name and steps of the rules that bring any image to this preprocessing's input (see above)."""
+    return LIGHT_ON_DARK_RECIPE if preprocessing.light_on_dark and preprocessing.channels == 1 else FIT_RECIPE
+
+
 def to_model_array(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
     """A decoded image -> uint8 [C, H, W] at the model's input size, following the rules above."""
     height, width = preprocessing.size
     if preprocessing.channels == 1:
         grey = _to_float(image, "L")
         if preprocessing.light_on_dark:
+            if grey.shape == (height, width) and np.median(_border(grey)) <= DARK_BORDER:
+                return _to_uint8(grey)[None]
             return _light_on_dark(grey, (height, width))[None]
-        pixels = Image.fromarray(_to_uint8(grey))
-        return np.asarray(ImageOps.fit(pixels, (width, height), Image.Resampling.LANCZOS))[None]
+        return _fit(Image.fromarray(_to_uint8(grey)), (height, width))[None]
     rgb = Image.fromarray(_to_uint8(_to_float(image, "RGB")), "RGB")
-    fitted = ImageOps.fit(rgb, (width, height), Image.Resampling.LANCZOS)
-    return np.asarray(fitted).transpose(2, 0, 1).copy()
+    return _fit(rgb, (height, width)).transpose(2, 0, 1).copy()
+
+
+def _fit(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    if image.size != (size[1], size[0]):
+        image = ImageOps.fit(image, (size[1], size[0]), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    """The outer 10% frame of a grey image (at least one pixel wide), flattened."""
+    height, width = grey.shape
+    frame = max(1, min(height, width) // 10)
+    return np.concatenate([grey[:frame].ravel(), grey[-frame:].ravel(), grey[:, :frame].ravel(), grey[:, -frame:].ravel()])
 
 
 def _to_float(image: Image.Image, target: str) -> np.ndarray:
@@ -127,10 +160,7 @@ def _to_float(image: Image.Image, target: str) -> np.ndarray:
 
 def _light_on_dark(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = grey.shape
-    frame = max(1, min(height, width) // 10)
-    border = np.concatenate(
-        [grey[:frame].ravel(), grey[-frame:].ravel(), grey[:, :frame].ravel(), grey[:, -frame:].ravel()]
-    )
+    border = _border(grey)
     centre = grey[height // 4 : height - height // 4, width // 4 : width - width // 4]
     if np.median(border) > (centre.mean() if centre.size else grey.mean()):
         grey = 255.0 - grey

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from zoo.images import open_image, to_model_array
 from zoo.registry import Preprocessing
 
 
@@ -16,6 +20,25 @@ def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tenso
     mean = torch.tensor(preprocessing.mean, device=images.device).view(1, -1, 1, 1)
     std = torch.tensor(preprocessing.std, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - mean) / std
+
+
+class ImageTransform:
+    """Any image -> the model's normalised float32 input [C, H, W], by exactly `zoo predict`'s rules
+    (zoo/images.py): `model(transform(image)[None])` on a zoo Classifier in eval mode is `zoo predict`."""
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
+
+    def __call__(self, image: str | os.PathLike[str] | Image.Image | np.ndarray) -> torch.Tensor:
+        if isinstance(image, str | os.PathLike):
+            image = open_image(image)
+        elif isinstance(image, np.ndarray):
+            image = Image.fromarray(image)  # uint8 H×W (grey) or H×W×3/4 (RGB, RGBA), as PIL reads them
+        array = to_model_array(image, self.preprocessing)
+        return normalize(torch.from_numpy(array)[None], self.preprocessing)[0]
+
+    def __repr__(self) -> str:
+        return f"ImageTransform({self.preprocessing})"
 
 
 @contextlib.contextmanager
@@ -39,11 +62,10 @@ def predict_logits(
     images: torch.Tensor,
     preprocessing: Preprocessing,
     *,
-    tta_flip: bool = False,
     batch_size: int = 1000,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Float32 logits for uint8 images, batch by batch, averaged with the mirror image when `tta_flip` is set."""
+    """Float32 logits of `model` in eval mode (a zoo Classifier averages flip TTA itself) for uint8 images."""
     model.eval()
     device = torch.device(device)
     outputs = []
@@ -51,7 +73,5 @@ def predict_logits(
         for start in range(0, len(images), batch_size):
             batch = normalize(images[start : start + batch_size].to(device, non_blocking=True), preprocessing)
             logits = model(batch).float()
-            if tta_flip:
-                logits = (logits + model(batch.flip(-1)).float()) / 2
             outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)

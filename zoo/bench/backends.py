@@ -65,10 +65,8 @@ def unavailable(backend: Backend) -> str | None:
         provider = "CUDAExecutionProvider" if backend.device == "cuda" else "CPUExecutionProvider"
         if provider not in onnxruntime.get_available_providers():
             return f"onnxruntime has no {provider}"
-        import zoo
-
-        if not hasattr(zoo, "export_onnx"):
-            return "zoo.export_onnx is not available in this installation"
+        if importlib.util.find_spec("onnx") is None:
+            return "onnx is not installed (the exporter needs it)"
     if backend.name == "torch-compile" and not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
         return "torch.compile on CPU needs a C++ compiler and none is on PATH"
     return None
@@ -76,22 +74,6 @@ def unavailable(backend: Backend) -> str | None:
 
 # ----------------------------------------------------------------------------------------------------------
 # Runners; everything below runs in the worker process only.
-
-
-def deployed_model(model: Any, tta_flip: bool) -> Any:
-    """What users run, and what the exported ONNX graph computes: models evaluated with flip test-time
-    augmentation average the logits of the image and its mirror, so every backend does that same work."""
-    import torch
-
-    class FlipAveraged(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return (self.inner(x) + self.inner(x.flip(-1))) / 2
-
-    return FlipAveraged(model).eval() if tta_flip else model
 
 
 def _is_convolutional(model: Any) -> bool:

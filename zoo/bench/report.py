@@ -10,6 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from zoo.bench.run import EAGER, BenchmarkResult
+from zoo.tables import compact_table
 
 CSV_FIELDS = (
     "model", "backend", "device", "precision", "batch_size", "threads", "latency_mean_ms", "latency_std_ms",
@@ -18,8 +19,13 @@ CSV_FIELDS = (
 )  # fmt: skip
 
 
-def tables(result: BenchmarkResult) -> list[Table]:
-    """One table per model; the fastest backend per (threads, batch size) is bold green."""
+WIDE = 120  # terminal columns from which the full table fits; narrower ones get the compact one
+
+
+def tables(result: BenchmarkResult, width: int = WIDE) -> list[Table | str]:
+    """One table per model; the fastest backend per (threads, batch size) is bold green. Below `WIDE`
+    columns the table keeps latency p50 / p99, images/s, fraction of peak and accuracy (JSON and CSV keep
+    everything) and skipped backends are listed beneath it, so no cell is cut at 80 columns."""
     by_model: dict[str, list[dict[str, Any]]] = {}
     for row in result.rows:
         by_model.setdefault(row["model"], []).append(row)
@@ -30,10 +36,14 @@ def tables(result: BenchmarkResult) -> list[Table]:
             if key not in fastest or row["latency_ms"]["p50"] < fastest[key]["latency_ms"]["p50"]:
                 fastest[key] = row
     winners = {id(r) for r in fastest.values()}
-    out = []
+    out: list[Table | str] = []
     for model, rows in by_model.items():
         weights = rows[0]["weights"]
-        table = Table(title=f"{model} ({'random-init weights' if weights == 'random-init' else 'shipped weights'})")
+        title = f"{model} ({'random-init weights' if weights == 'random-init' else 'shipped weights'})"
+        if width < WIDE:
+            out += _compact(title, rows, winners)
+            continue
+        table = Table(title=title)
         for column in ("backend", "thr.", "batch", "p50 ms", "mean ± std ms", "p90 ms", "p99 ms", "images/s",
                        "of peak", f"vs {EAGER}", "acc.", "agree"):  # fmt: skip
             table.add_column(column, justify="left" if column == "backend" else "right")
@@ -52,6 +62,23 @@ def tables(result: BenchmarkResult) -> list[Table]:
             )  # fmt: skip
         out.append(table)
     return out
+
+
+def _compact(title: str, rows: list[dict[str, Any]], winners: set[int]) -> list[Table | str]:
+    table = compact_table("backend", "thr.", "batch", "p50 ms", "p99 ms", "images/s", "of peak", "acc.",
+                          title=title, left=("backend",))  # fmt: skip
+    skipped = []
+    for row in rows:
+        if row["skipped"] is not None:
+            skipped.append(f"  skipped {row['backend']}: {row['skipped']}")
+            continue
+        lat = row["latency_ms"]
+        table.add_row(
+            row["backend"], _n(row["threads"]), str(row["batch_size"]), f"{lat['p50']:.3f}", f"{lat['p99']:.3f}",
+            f"{row['throughput']:,.0f}", _pct(row["gflops_fraction"]), _pct(row["accuracy"]),
+            style="bold green" if id(row) in winners else None,
+        )  # fmt: skip
+    return [table, *skipped]
 
 
 def summary_lines(result: BenchmarkResult) -> list[str]:

@@ -207,10 +207,10 @@ def _measure_attainable(
 def _weights_for(spec: ModelSpec, work_dir: Path) -> tuple[Path, str]:
     """Shipped weights when the model has them; else one seeded random initialisation shared by all backends,
     so their predictions can be compared. Speed does not depend on the values; accuracy is then chance."""
-    from zoo.api import pretrained_weights_path
+    from zoo.loading import verified_shipped_weights
 
     if spec.weights_sha256:
-        return pretrained_weights_path(spec), spec.weights_sha256
+        return verified_shipped_weights(spec), spec.weights_sha256
     import torch
 
     from zoo.checkpoint import save_checkpoint

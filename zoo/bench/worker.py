@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from zoo.registry import get_spec
+
 
 def _set_threads(threads: int | None) -> None:
     import torch
@@ -33,9 +35,9 @@ def run_peak(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _onnx_file(job: dict[str, Any], variant: str) -> Path:
-    """The model's validated ONNX file from zoo.export_onnx, exported once per benchmark run (fp32 and int8
+    """The model's validated ONNX file from zoo.export, exported once per benchmark run (fp32 and int8
     share one folder in the run's temporary directory)."""
-    import zoo
+    from zoo.export import export_onnx
 
     target = Path(job["work_dir"]) / "onnx" / job["model"] / f"{job['model']}.{variant}.onnx"
     if not target.is_file():
@@ -43,7 +45,7 @@ def _onnx_file(job: dict[str, Any], variant: str) -> Path:
         # The exporter refuses graphs that disagree with PyTorch, and int8 graphs that lose more than its
         # accuracy budget; the benchmark re-measures accuracy itself, so its own checks can stay small.
         checks = max(64, min(512, job["accuracy_images"]))
-        zoo.export_onnx(
+        export_onnx(
             job["model"], weights=job["weights_path"], out=target, int8=variant == "int8",
             validate_images=checks, test_images=checks, data_dir=job.get("data_dir"),
         )  # fmt: skip
@@ -80,17 +82,18 @@ def run_model(job: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    import zoo
-    from zoo.bench.backends import BACKENDS, deployed_model, make_runner
+    from zoo.bench.backends import BACKENDS, make_runner
     from zoo.bench.measure import latency_stats_ms, time_calls
+    from zoo.loading import load_model
 
     _set_threads(job["threads"])
     backend = BACKENDS[job["backend"]]
-    spec = zoo.get_spec(job["model"])
+    spec = get_spec(job["model"])
     # The test slice first: a missing data set should fail in a second, not after minutes of timing.
     images, labels = _test_slice(job, spec) if job["accuracy_images"] > 0 else (None, None)
     started = time.perf_counter()
-    model = deployed_model(zoo.create_model(spec.name, weights=job["weights_path"]), spec.tta_flip)
+    # What users run and what the ONNX graph computes: a Classifier in eval mode (flip TTA included).
+    model = load_model(spec.name, weights=job["weights_path"]).model
     onnx_path = _onnx_file(job, backend.onnx) if backend.onnx else None
     runner = make_runner(backend, model, job["threads"], onnx_path)
     setup_s = time.perf_counter() - started

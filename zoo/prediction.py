@@ -1,4 +1,4 @@
-"""`zoo.predict`: classify image files with a registered model, in PyTorch or ONNX Runtime."""
+"""`zoo.predict()` (and `zoo predict`): classify image files with a registered model, in PyTorch or ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def predict(
     if backend not in BACKENDS:
         raise ZooError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if topk < 1:
-        raise ZooError(f"--topk must be at least 1, got {topk}")
+        raise ZooError(f"topk must be at least 1, got {topk}")
     if onnx is not None:
         backend = "onnxruntime"
     runner = _onnx_runner(model, weights, onnx, data_dir) if backend == "onnxruntime" else _torch_runner(model, weights)
@@ -109,23 +109,14 @@ def _sources(items: list) -> list[tuple[str, object]]:
 
 
 def _torch_runner(model: str | None, weights):
-    from zoo.api import create_model, pretrained_weights_path
+    from zoo.loading import load_model
     from zoo.preprocess import predict_logits
 
-    spec = get_spec(model or default_model())
-    if weights is None:
-        if spec.weights_sha256 is None:
-            raise WeightsError(
-                f"{spec.name} has no trained weights yet; pass --weights PATH (a run's best.safetensors, "
-                f"from `zoo train {spec.name}`)"
-            )
-        weights = pretrained_weights_path(spec)
-    network = create_model(spec.name, weights=weights)
+    loaded = load_model(model or (None if weights is not None else default_model()), weights=weights)
+    spec = loaded.spec
 
     def logits_of(batch: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(batch)
-        logits = predict_logits(network, tensor, spec.preprocessing, tta_flip=spec.tta_flip, batch_size=256)
-        return logits.numpy()
+        return predict_logits(loaded.model, torch.from_numpy(batch), spec.preprocessing, batch_size=256).numpy()
 
     return spec.name, spec.preprocessing, list(spec.classes), logits_of
 
@@ -134,7 +125,7 @@ def _onnx_runner(model: str | None, weights, onnx, data_dir):
     from zoo.export.runtime import OnnxClassifier
 
     if onnx is None:
-        onnx = _cached_export(get_spec(model or default_model()).name, weights, data_dir)
+        onnx = _cached_export(model, weights, data_dir)
     classifier = OnnxClassifier(onnx)
     if model is not None and model != classifier.name:
         raise ZooError(f"{onnx} holds {classifier.name!r}, not {model!r}")
@@ -145,22 +136,15 @@ def _onnx_runner(model: str | None, weights, onnx, data_dir):
     return classifier.name, classifier.preprocessing, classifier.classes, logits_of
 
 
-def _cached_export(name: str, weights, data_dir) -> Path:
+def _cached_export(model: str | None, weights, data_dir) -> Path:
     """An exported, validated file in the user cache, keyed by the weights' sha256 so it never goes stale."""
-    from zoo.api import pretrained_weights_path
-    from zoo.checkpoint import sha256_file
     from zoo.data import cache_dir
     from zoo.export import export_onnx
+    from zoo.loading import resolve_weights
 
-    spec = get_spec(name)
-    if weights is None:
-        if spec.weights_sha256 is None:
-            raise WeightsError(
-                f"{name} has no trained weights yet; pass --weights PATH (a run's best.safetensors) or --onnx FILE"
-            )
-        weights = pretrained_weights_path(spec)
-    folder = cache_dir() / "onnx" / f"{name}-{sha256_file(weights)[:16]}"
-    path = folder / f"{name}.onnx"
+    spec, source, _ = resolve_weights(model or (None if weights is not None else default_model()), weights=weights)
+    folder = cache_dir() / "onnx" / f"{spec.name}-{source.sha256[:16]}"
+    path = folder / f"{spec.name}.onnx"
     if not path.is_file():
-        export_onnx(name, weights=weights, out=path, data_dir=data_dir, validate_images=256)
+        export_onnx(spec.name, weights=weights, out=path, data_dir=data_dir, validate_images=256)
     return path
