@@ -10,7 +10,9 @@ from rich.table import Table
 def compact_table(*columns: str, title: str | None = None, left: tuple[str, ...] = ()) -> Table:
     """A table with these column headers; columns named in `left` (names, classes) align left, the rest
     (numbers) right. Every column keeps its cells on one line, uncut."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left")
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), title_justify="left"
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in left else "right", no_wrap=True)
     return table
