@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch import nn
 
 from zoo.errors import WeightsError
 
@@ -85,32 +84,3 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise WeightsError(f"{path} is not a valid safetensors file ({error})") from None
     return tensors, metadata
-
-
-def load_model_weights(model: nn.Module, path: str | os.PathLike[str], model_name: str) -> dict[str, str]:
-    """Load a model checkpoint strictly into `model`, naming every missing, unexpected or misshapen tensor."""
-    tensors, metadata = read_checkpoint(path)
-    owner = metadata.get("model")
-    if owner is None:
-        raise WeightsError(f"{path} is not a zoo checkpoint (no 'model' in its metadata)")
-    if owner != model_name:
-        raise WeightsError(f"{path} holds weights for {owner!r}, not {model_name!r}")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshapen = sorted(
-        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
-    )
-    problems = []
-    if missing:
-        problems.append("missing: " + ", ".join(missing))
-    if unexpected:
-        problems.append("unexpected: " + ", ".join(unexpected))
-    if misshapen:
-        problems.append("wrong shape: " + ", ".join(misshapen))
-    if problems:
-        raise WeightsError(f"{path} does not fit {model_name}: " + "; ".join(problems))
-    model.load_state_dict(tensors)
-    return metadata
