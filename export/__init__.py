@@ -1,7 +1,27 @@
-"""ONNX export and ONNX Runtime inference, installed as `zoo.export`."""
+"""ONNX export and ONNX Runtime inference, installed as `zoo.export`.
 
-from zoo.export.metadata import INPUT_NAME, OUTPUT_NAME
-from zoo.export.onnx_export import ExportError, ExportResult, export_onnx
-from zoo.export.runtime import OnnxClassifier
+`zoo.export.runtime` (ONNX Runtime, numpy) imports without torch or the exporter; the names below are
+imported on first use, so reaching the runtime through this package does not load them either.
+"""
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ExportError", "ExportResult", "OnnxClassifier", "export_onnx"]
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "INPUT_NAME": "zoo.export.metadata",
+    "OUTPUT_NAME": "zoo.export.metadata",
+    "ExportError": "zoo.export.onnx_export",
+    "ExportResult": "zoo.export.onnx_export",
+    "export_onnx": "zoo.export.onnx_export",
+    "OnnxClassifier": "zoo.export.runtime",
+}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo.export' has no attribute {name!r}")

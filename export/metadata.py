@@ -53,6 +53,9 @@ def build_metadata(spec: ModelSpec, *, weights: str, weights_sha256: str, precis
         # runtime can give the answers `zoo predict` gives.
         "photo_recipe": photo_recipe(pre),
         "tta_flip": spec.tta_flip,  # already inside the graph: it returns the mean of image and mirror logits
+        "params": spec.params,
+        # The registry's test accuracy, only when these are the shipped weights it was measured on.
+        "test_accuracy": spec.accuracy if weights_sha256 == spec.weights_sha256 else None,
         "weights": weights,
         "weights_sha256": weights_sha256,
         "precision": precision,

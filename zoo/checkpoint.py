@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,21 +13,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from zoo.errors import WeightsError
+from zoo.files import atomic_write, sha256_file, shipped_weights_path
+
+__all__ = ["atomic_write", "git_commit", "library_versions", "read_checkpoint", "save_checkpoint", "sha256_file",
+           "shipped_weights_path"]  # fmt: skip
 
 FORMAT = "zoo/1"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def shipped_weights_path(file_name: str) -> Path:
-    """Where a shipped weights file lives: the `zoo.weights` package (repo `weights/`, or site-packages)."""
-    return Path(str(resources.files("zoo.weights").joinpath(file_name)))
 
 
 def library_versions() -> dict[str, str]:
@@ -48,17 +37,6 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def atomic_write(path: Path, write: callable) -> None:
-    """Call write(temporary_path), then rename over `path`: a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def save_checkpoint(

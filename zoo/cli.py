@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -266,7 +267,9 @@ def export_command(
 def predict_command(
     images: Annotated[list[str], typer.Argument(help="Image files, folders or globs (PNG, JPEG, BMP, WebP, GIF).")],
     model: Annotated[str | None, typer.Option(help="Model (default: $ZOO_MODEL, else the best shipped Fashion-MNIST model).")] = None,
-    backend: Annotated[str, typer.Option(help="torch or onnxruntime.")] = "torch",
+    backend: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime where the validated file is at hand, else torch), torch or onnxruntime.")
+    ] = "auto",
     weights: Annotated[
         Path | None, typer.Option(help="Checkpoint to use instead of the shipped weights (it names its model).")
     ] = None,
@@ -297,6 +300,27 @@ def predict_command(
                 table.add_row(entry["class"], f"{entry['probability']:.2%}")
             out.print(table)
     return 1 if any(r.error is not None for r in results) else 0
+
+
+@app.command("serve")
+def serve_command(
+    models: Annotated[
+        list[str] | None, typer.Option("--models", help="Models to serve (repeatable; default: every shipped model).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes sharing the port.")] = 1,
+) -> None:
+    """HTTP API (/v1/models, /v1/models/NAME/predict, /openapi.json) and a web page at /, on ONNX Runtime."""
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise ZooError('zoo serve needs its extra: python3 -m pip install "zoo-classifiers[serve]"')
+    if workers < 1:
+        raise ZooError(f"--workers must be at least 1, got {workers}")
+    from zoo.serve import serve
+
+    names = [n for item in models or [] for n in item.split(",") if n]
+    err.print(f"serving {', '.join(names) or 'every shipped model'} on http://{host}:{port}/ ({workers} worker(s))")
+    serve(names or None, host=host, port=port, workers=workers)
 
 
 def _int_list(text: str | None, what: str) -> list[int] | None:

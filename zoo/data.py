@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.cache import cache_dir
 from zoo.errors import DataNotFoundError, ZooError
 from zoo.registry import CIFAR10_CLASSES
 
@@ -52,14 +53,6 @@ class DataSet:
     train: Split
     test: Split
     source: str  # where it was read from, for run records
-
-
-def cache_dir() -> Path:
-    """The user cache: $ZOO_CACHE, else $XDG_CACHE_HOME/zoo, else ~/.cache/zoo."""
-    if os.environ.get("ZOO_CACHE"):
-        return Path(os.environ["ZOO_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "zoo"
 
 
 SYSTEM_DIRS = {"fashion_mnist": [Path("/usr/share/datasets/fashion-mnist")]}  # Debian's dataset-fashion-mnist

@@ -20,6 +20,7 @@ centre-crop to the input size; an image already at the input size passes unchang
 from __future__ import annotations
 
 import glob
+import io
 import os
 import warnings
 from pathlib import Path
@@ -80,34 +81,45 @@ def expand_inputs(inputs: list[str | os.PathLike[str]]) -> list[tuple[str, str |
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode an image, or raise ImageError with a one-line reason."""
+    """Open and fully decode an image file, or raise ImageError with a one-line reason."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(path, "no such file" if not path.exists() else "not a regular file")
     if path.stat().st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
+    return _decode(path, path)
+
+
+def decode_image(data: bytes, label: str = "upload") -> Image.Image:
+    """Decode an image held in memory (an upload) with the same checks as `open_image`; nothing touches disk."""
+    if not data:
+        raise ImageError(label, "empty file (0 bytes)")
+    return _decode(io.BytesIO(data), label)
+
+
+def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(source)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(path, "image is too large (decompression bomb?)") from None
+        raise ImageError(label, "image is too large (decompression bomb?)") from None
     except UnidentifiedImageError:
-        raise ImageError(path, "not a recognised image file (supported: PNG, JPEG, BMP, WebP, GIF)") from None
+        raise ImageError(label, "not a recognised image file (supported: PNG, JPEG, BMP, WebP, GIF)") from None
     except OSError as error:
-        raise ImageError(path, f"cannot read ({error})") from None
+        raise ImageError(label, f"cannot read ({error})") from None
     if image.format not in FORMATS:
-        raise ImageError(path, f"unsupported format {image.format} (supported: PNG, JPEG, BMP, WebP, GIF)")
+        raise ImageError(label, f"unsupported format {image.format} (supported: PNG, JPEG, BMP, WebP, GIF)")
     width, height = image.size
     if width * height > MAX_PIXELS:  # checked on the header, before a single pixel is decoded
-        raise ImageError(path, f"{width}×{height} pixels exceeds the {MAX_PIXELS:,}-pixel limit (decompression bomb?)")
+        raise ImageError(label, f"{width}×{height} pixels exceeds the {MAX_PIXELS:,}-pixel limit (decompression bomb?)")
     if image.mode not in MODES:
-        raise ImageError(path, f"unsupported image mode {image.mode} (convert it to RGB or grey first)")
+        raise ImageError(label, f"unsupported image mode {image.mode} (convert it to RGB or grey first)")
     try:
         image.seek(0)  # animated GIF / WebP: the first frame
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageError(path, f"cannot decode, the file is truncated or corrupt ({error})") from None
+        raise ImageError(label, f"cannot decode, the file is truncated or corrupt ({error})") from None
     return image
 
 

@@ -1,4 +1,9 @@
-"""`zoo.predict()` (and `zoo predict`): classify image files with a registered model, in PyTorch or ONNX Runtime."""
+"""`zoo.predict()` (and `zoo predict`): classify image files with a registered model, in PyTorch or ONNX Runtime.
+
+The ONNX Runtime path imports neither torch nor the exporter when the model's validated ONNX file is at
+hand: shipped beside the shipped weights (weights/NAME.onnx), or exported once into the user cache. It is
+the default ("auto") wherever such a file exists; both backends give the same top-1 (tests prove it).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
+from zoo.cache import cache_dir
 from zoo.errors import WeightsError, ZooError
+from zoo.files import sha256_file, shipped_weights_path
 from zoo.images import ImageError, expand_inputs, open_image, to_model_array
-from zoo.registry import get_spec, list_models
+from zoo.registry import shipped_weights_manifest
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime")
 MODEL_ENV = "ZOO_MODEL"  # overrides the default model of `zoo predict`
 
 
@@ -33,24 +39,39 @@ class Prediction:
 
 
 def default_model() -> str:
-    """$ZOO_MODEL, else the most accurate Fashion-MNIST model that ships trained weights."""
+    """$ZOO_MODEL, else the most accurate Fashion-MNIST model that ships trained weights (from the manifest)."""
     if os.environ.get(MODEL_ENV):
-        return get_spec(os.environ[MODEL_ENV]).name
-    trained = [get_spec(n) for n in list_models() if get_spec(n).dataset == "fashion_mnist"]
-    trained = [s for s in trained if s.weights_sha256 is not None]
-    if not trained:
+        return os.environ[MODEL_ENV]
+    shipped = {n: e for n, e in shipped_weights_manifest().items() if e.get("dataset") == "fashion_mnist"}
+    if not shipped:
         raise WeightsError(
-            "no Fashion-MNIST model ships trained weights yet; pass --model NAME --weights PATH "
-            "(a run's best.safetensors, from `zoo train NAME`) or --onnx FILE"
+            "no Fashion-MNIST model ships trained weights yet; pass model=NAME with weights=PATH "
+            "(a run's best.safetensors) or onnx=FILE"
         )
-    return max(trained, key=lambda s: s.metrics.get("test_accuracy", 0.0)).name
+    return max(shipped, key=lambda n: shipped[n]["metrics"]["test_accuracy"])
+
+
+def onnx_at_hand(model: str | None = None, weights: str | os.PathLike[str] | None = None) -> Path | None:
+    """The validated ONNX file for these weights (a checkpoint, else `model`'s shipped weights) if one exists
+    already: shipped in the package or exported earlier into the user cache. Needs no torch."""
+    if weights is not None:
+        cached = _cache_path(sha256_file(weights))
+        return cached if cached.is_file() else None
+    entry = shipped_weights_manifest().get(model or default_model())
+    if entry is None:
+        return None
+    shipped = shipped_weights_path(f"{model or default_model()}.onnx")
+    if entry.get("onnx_sha256") and shipped.is_file() and sha256_file(shipped) == entry["onnx_sha256"]:
+        return shipped
+    cached = _cache_path(entry["sha256"])
+    return cached if cached.is_file() else None
 
 
 def predict(
     images: str | os.PathLike[str] | Image.Image | list,
     *,
     model: str | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     weights: str | os.PathLike[str] | None = None,
     onnx: str | os.PathLike[str] | None = None,
     topk: int = 5,
@@ -58,18 +79,25 @@ def predict(
 ) -> list[Prediction]:
     """Classify files, folders, globs or PIL images; one Prediction per input, failed inputs carry `error`.
 
-    backend="torch" uses the spec's preprocessing and the shipped weights (or `weights=PATH`);
-    backend="onnxruntime" uses an exported file (`onnx=PATH`, else one exported and validated into the user
-    cache on first use) and the preprocessing stored in it.
+    backend="auto" runs ONNX Runtime where the validated file is at hand (see `onnx_at_hand`), else PyTorch.
+    backend="torch" uses the spec's preprocessing and the shipped weights (or `weights=PATH`, which names its
+    model); backend="onnxruntime" uses `onnx=PATH`, else the file at hand, else one exported and validated
+    into the user cache on first use, and the preprocessing stored in it.
     """
     if backend not in BACKENDS:
         raise ZooError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if topk < 1:
         raise ZooError(f"topk must be at least 1, got {topk}")
+    if onnx is None and backend != "torch":
+        onnx = onnx_at_hand(model, weights)
+        if onnx is None and backend == "onnxruntime":
+            onnx = _export_into_cache(model, weights, data_dir)
     if onnx is not None:
+        name, preprocessing, classes, logits_of = _onnx_runner(model, onnx)
         backend = "onnxruntime"
-    runner = _onnx_runner(model, weights, onnx, data_dir) if backend == "onnxruntime" else _torch_runner(model, weights)
-    name, preprocessing, classes, logits_of = runner
+    else:
+        name, preprocessing, classes, logits_of = _torch_runner(model, weights)
+        backend = "torch"
 
     items = images if isinstance(images, list | tuple) else [images]
     predictions: list[Prediction | None] = []
@@ -86,15 +114,21 @@ def predict(
         except ImageError as error:
             predictions.append(Prediction(file=label, error=error.reason))
     if arrays:
-        logits = logits_of(np.stack(arrays))
-        probabilities = torch.from_numpy(np.asarray(logits, dtype=np.float32)).softmax(1)
-        values, indices = probabilities.topk(min(topk, len(classes)), dim=1)
-        for slot, row_values, row_indices in zip(slots, values.tolist(), indices.tolist(), strict=True):
-            top = [
-                {"class": classes[i], "probability": round(p, 6)} for p, i in zip(row_values, row_indices, strict=True)
-            ]
+        for slot, top in zip(slots, top_classes(logits_of(np.stack(arrays)), classes, topk), strict=True):
             predictions[slot] = Prediction(file=sources[slot][0], model=name, backend=backend, top=top)
     return predictions
+
+
+def top_classes(logits: np.ndarray, classes: list[str], topk: int) -> list[list[dict[str, object]]]:
+    """Per row, the `topk` most probable classes (softmax of the logits), best first."""
+    logits = np.asarray(logits, dtype=np.float64)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = exp / exp.sum(axis=1, keepdims=True)
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(topk, len(classes))]
+    return [
+        [{"class": classes[i], "probability": round(float(row[i]), 6)} for i in indices]
+        for row, indices in zip(probabilities, order, strict=True)
+    ]
 
 
 def _sources(items: list) -> list[tuple[str, object]]:
@@ -109,6 +143,8 @@ def _sources(items: list) -> list[tuple[str, object]]:
 
 
 def _torch_runner(model: str | None, weights):
+    import torch
+
     from zoo.loading import load_model
     from zoo.preprocess import predict_logits
 
@@ -121,11 +157,9 @@ def _torch_runner(model: str | None, weights):
     return spec.name, spec.preprocessing, list(spec.classes), logits_of
 
 
-def _onnx_runner(model: str | None, weights, onnx, data_dir):
+def _onnx_runner(model: str | None, onnx):
     from zoo.export.runtime import OnnxClassifier
 
-    if onnx is None:
-        onnx = _cached_export(model, weights, data_dir)
     classifier = OnnxClassifier(onnx)
     if model is not None and model != classifier.name:
         raise ZooError(f"{onnx} holds {classifier.name!r}, not {model!r}")
@@ -136,15 +170,17 @@ def _onnx_runner(model: str | None, weights, onnx, data_dir):
     return classifier.name, classifier.preprocessing, classifier.classes, logits_of
 
 
-def _cached_export(model: str | None, weights, data_dir) -> Path:
-    """An exported, validated file in the user cache, keyed by the weights' sha256 so it never goes stale."""
-    from zoo.data import cache_dir
+def _cache_path(weights_sha256: str) -> Path:
+    """Exports are keyed by the weights' sha256, so a cached file never goes stale."""
+    return cache_dir() / "onnx" / weights_sha256[:16] / "model.onnx"
+
+
+def _export_into_cache(model: str | None, weights, data_dir) -> Path:
+    """Export and validate once into the user cache (this needs torch and the exporter)."""
     from zoo.export import export_onnx
     from zoo.loading import resolve_weights
 
     spec, source, _ = resolve_weights(model or (None if weights is not None else default_model()), weights=weights)
-    folder = cache_dir() / "onnx" / f"{spec.name}-{source.sha256[:16]}"
-    path = folder / f"{spec.name}.onnx"
-    if not path.is_file():
-        export_onnx(spec.name, weights=weights, out=path, data_dir=data_dir, validate_images=256)
+    path = _cache_path(source.sha256)
+    export_onnx(spec.name, weights=source.path, out=path, data_dir=data_dir, validate_images=256)
     return path

@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from zoo.errors import ZooError
 from zoo.recipe import Recipe
+
+if TYPE_CHECKING:  # the registry's data is read without torch (the ONNX Runtime path); the models need it
+    from torch import nn
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

@@ -164,7 +164,10 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
 
 
 def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
-    """Copy each model's best-validation checkpoint to weights/<name>.safetensors and record it in the manifest."""
+    """Copy each model's best-validation checkpoint to weights/<name>.safetensors, export and validate
+    weights/<name>.onnx from it, and record both in the manifest."""
+    from zoo.export.shipped import export_shipped  # lazily: the exporter loads onnx
+
     manifest_path = weights_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     sources = {study.name: Path(study.best_run) / "best.safetensors" for study in studies}
@@ -187,6 +190,9 @@ def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
             },
             "hardware": study.hardware,
             "seed": study.best_seed,
+            "dataset": get_spec(study.name).dataset,
+            # The validated ONNX file beside the weights: the torch-free path of predict and serve.
+            "onnx_sha256": export_shipped(study.name, weights_dir),
         }
     text = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
     atomic_write(manifest_path, lambda tmp: tmp.write_text(text))

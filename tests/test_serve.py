@@ -1,0 +1,233 @@
+"""`zoo serve`: the HTTP API on ONNX Runtime alone, bad uploads, batching of concurrent requests, and the web
+page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import zoo
+from zoo.cli import main
+from zoo.images import to_model_array
+
+fastapi = pytest.importorskip("fastapi", reason="zoo serve's extra is not installed: pip install -e '.[serve]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from zoo.serve import MAX_UPLOAD_BYTES, create_app  # noqa: E402
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.png"))
+NAME = "cnn_20k"
+
+
+@pytest.fixture(scope="module")
+def app():
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return TestClient(app)
+
+
+def bomb() -> bytes:
+    """A PNG whose header claims 20000×20000 pixels: refused before a pixel is decoded."""
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_serving_imports_neither_torch_nor_the_exporter():
+    code = "import sys; from zoo.serve import create_app; create_app(); print('torch' in sys.modules, 'onnx' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_health_and_models_describe_the_shipped_models(client):
+    assert client.get("/healthz").json() == {"status": "ok", "models": [m["name"] for m in client.get("/v1/models").json()]}
+    models = {m["name"]: m for m in client.get("/v1/models").json()}
+    assert set(models) == {n for n in zoo.list_models() if zoo.get_spec(n).weights_sha256}
+    spec = zoo.get_spec(NAME)
+    assert models[NAME]["params"] == spec.params and models[NAME]["accuracy"] == spec.metrics["test_accuracy"]
+    assert models[NAME]["classes"] == list(spec.classes) and models[NAME]["input_size"] == [1, 28, 28]
+    schema = client.get("/openapi.json").json()
+    assert "/v1/models/{name}/predict" in schema["paths"] and "image/*" in str(schema["paths"])
+
+
+def test_predict_answers_as_zoo_predict_json(client):
+    for path in EXAMPLES:
+        data = path.read_bytes()
+        raw = client.post(f"/v1/models/{NAME}/predict", content=data, headers={"x-file-name": path.name})
+        form = client.post(f"/v1/models/{NAME}/predict", files={"file": (path.name, data, "image/png")})
+        (expected,) = zoo.predict(path, model=NAME, backend="onnxruntime")
+        assert raw.status_code == form.status_code == 200
+        assert raw.json() == form.json() == {**expected.to_dict(), "file": path.name}
+
+
+def test_include_input_shows_the_image_as_the_model_saw_it(client):
+    photo = Image.new("RGB", (300, 200), (240, 240, 236))
+    photo.paste(Image.open(EXAMPLES[1]).convert("RGB").resize((120, 120)), (60, 40))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG")
+    answer = client.post(f"/v1/models/{NAME}/predict?include_input=true&topk=3", content=buffer.getvalue()).json()
+    assert len(answer["top"]) == 3 and answer["latency_ms"] > 0
+    seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer["input_png"].split(",", 1)[1]))))
+    expected = to_model_array(Image.open(io.BytesIO(buffer.getvalue())), zoo.get_spec(NAME).preprocessing)
+    np.testing.assert_array_equal(seen, expected[0])
+
+
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        (b"", 400, "empty file"),
+        (b"this is not an image", 400, "not a recognised image"),
+        (EXAMPLES[5].read_bytes()[:150], 400, "truncated or corrupt"),
+        (bomb(), 400, "decompression bomb"),
+        (b"\0" * (MAX_UPLOAD_BYTES + 1), 413, "exceeds"),
+    ],
+    ids=["empty", "text", "truncated", "bomb", "oversized"],
+)
+def test_bad_uploads_get_a_json_error_and_the_server_keeps_serving(client, body, status, fragment):
+    response = client.post(f"/v1/models/{NAME}/predict", content=body)
+    assert response.status_code == status and fragment in response.json()["error"]
+    assert client.post(f"/v1/models/{NAME}/predict", content=EXAMPLES[3].read_bytes()).json()["top"][0]["class"] == "Dress"
+
+
+def test_unknown_model_and_bad_topk_are_4xx(client):
+    response = client.post("/v1/models/cnn_20 k/predict", content=EXAMPLES[0].read_bytes())
+    assert response.status_code == 404 and "served:" in response.json()["error"]
+    assert client.post(f"/v1/models/{NAME}/predict?topk=0", content=EXAMPLES[0].read_bytes()).status_code == 422
+
+
+def test_large_multipart_uploads_stay_in_memory(client, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where a spooled upload would land
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")  # about 6.8 MB: Starlette spools above 1 MB by default
+    assert 1 << 20 < len(buffer.getvalue()) < MAX_UPLOAD_BYTES
+    response = client.post(f"/v1/models/{NAME}/predict", files={"file": ("noise.png", buffer.getvalue(), "image/png")})
+    assert response.status_code == 200 and list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_requests_are_batched(app):
+    import httpx
+
+    batcher = app.state.models[NAME].batcher
+    calls = []
+    run = batcher._run
+    batcher._run = lambda images: calls.append(len(images)) or run(images)
+    data = EXAMPLES[7].read_bytes()
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://zoo") as http:
+            return await asyncio.gather(*(http.post(f"/v1/models/{NAME}/predict", content=data) for _ in range(32)))
+
+    try:
+        responses = asyncio.run(burst())
+    finally:
+        batcher._run = run
+    assert all(r.status_code == 200 and r.json()["top"][0]["class"] == "Sneaker" for r in responses)
+    assert sum(calls) == 32 and len(calls) < 32 and max(calls) > 1
+
+
+def test_serve_refuses_an_unknown_model_in_one_line(capsys):
+    assert main(["serve", "--models", "nope"]) != 0
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 2 and error[-1].startswith("error: ") and "nope" in error[-1]
+
+
+# --- the web page in a real browser ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _browser_or_skip():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("no headless browser: apt-get install chromium chromium-driver (.ci/run does)")
+    pytest.importorskip("selenium", reason="selenium is not installed (the test extra has it)")
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "serve", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("zoo serve did not come up: " + process.stderr.read())
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_web_page_classifies_an_uploaded_example(server, tmp_path):
+    chromium, driver = _browser_or_skip()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,800"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    try:
+        browser.get(server + "/")
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#model option")) > 0)
+        Select(browser.find_element(By.ID, "model")).select_by_value(NAME)
+        browser.find_element(By.ID, "file").send_keys(str(EXAMPLES[3]))  # 3-dress.png
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "top-class"), "Dress"))
+        bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
+        assert len(bars) == 5 and bars[0].get_attribute("data-class") == "Dress"
+        assert "ms" in browser.find_element(By.ID, "latency").text
+        seen = browser.find_element(By.ID, "seen")
+        assert seen.get_attribute("src").startswith("data:image/png;base64,") and seen.size["width"] >= 224
+        # The README's picture: ZOO_PAGE_SCREENSHOT=$PWD/docs/serve-page.png pytest tests/test_serve.py -k web_page
+        browser.save_screenshot(os.environ.get("ZOO_PAGE_SCREENSHOT", str(tmp_path / "page.png")))
+        # A bad file shows the server's error and hides the old result.
+        bad = tmp_path / "notes.png"
+        bad.write_text("not an image")
+        browser.find_element(By.ID, "file").send_keys(str(bad))
+        wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "error"), "not a recognised image"))
+        assert not browser.find_element(By.ID, "result").is_displayed()
+    finally:
+        browser.quit()

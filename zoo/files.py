@@ -1,0 +1,33 @@
+"""File helpers that need no torch: hashing, atomic writes, and where shipped files live."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_weights_path(file_name: str) -> Path:
+    """Where a shipped weights file lives: the `zoo.weights` package (repo `weights/`, or site-packages)."""
+    return Path(str(resources.files("zoo.weights").joinpath(file_name)))
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call write(temporary_path), then rename over `path`: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
