@@ -145,10 +145,12 @@ def test_tables_fit_80_columns_without_cutting_anything(argv, capsys, monkeypatc
         assert all(f"{i} {c}" in text for i, c in enumerate(zoo.get_spec("cnn_10k").classes))
 
 
-def test_help_does_not_import_torch():
+@pytest.mark.parametrize("argv", [["--help"], ["predict", str(EXAMPLES[3]), "--json"]], ids=["help", "predict"])
+def test_commands_that_need_no_torch_do_not_import_it(argv):
+    """--help, and predict with a shipped model (its validated ONNX file ships beside the weights)."""
     import subprocess
     import sys
 
-    code = "import sys; from zoo.cli import main; main(['--help']); print('torch' in sys.modules)"
+    code = f"import sys; from zoo.cli import main; main({argv!r}); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and result.stdout.strip().endswith("False")
+    assert result.returncode == 0 and result.stdout.strip().endswith("False"), result.stderr

@@ -5,16 +5,22 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import zoo
 from zoo.checkpoint import sha256_file, shipped_weights_path
+from zoo.export.runtime import OnnxClassifier
+from zoo.images import open_image, to_model_array
 from zoo.loading import verified_shipped_weights
+from zoo.preprocess import predict_logits
 from zoo.recipe import Recipe
 from zoo.registry import shipped_weights_manifest
 from zoo.study import collect
 
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.png"))
 
 SHIPPED = [name for name in zoo.list_models() if zoo.get_spec(name).weights_sha256]
 # Large CIFAR models take minutes to evaluate on a CPU; they run in CI's slow pass.
@@ -26,6 +32,20 @@ def test_manifest_only_names_registered_models_with_files():
         assert name in zoo.list_models()
         assert shipped_weights_path(zoo.get_spec(name).weights_file).is_file(), name
         assert 0 < entry["metrics"]["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_onnx_file_is_the_shipped_weights_exported(name):
+    """weights/NAME.onnx (the torch-free path of predict and serve) computes what the shipped weights do."""
+    spec, entry = zoo.get_spec(name), shipped_weights_manifest()[name]
+    path = shipped_weights_path(f"{name}.onnx")
+    assert sha256_file(path) == entry["onnx_sha256"] and entry["dataset"] == spec.dataset
+    classifier = OnnxClassifier(path)
+    assert classifier.metadata["weights_sha256"] == spec.weights_sha256
+    assert classifier.metadata["test_accuracy"] == spec.metrics["test_accuracy"] and classifier.metadata["params"] == spec.params
+    images = np.stack([to_model_array(open_image(p), spec.preprocessing) for p in EXAMPLES])
+    expected = predict_logits(zoo.create_model(name, pretrained=True), torch.from_numpy(images), spec.preprocessing)
+    np.testing.assert_allclose(classifier.logits(classifier.normalize(images)), expected.numpy(), atol=1e-4)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
