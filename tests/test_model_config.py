@@ -145,9 +145,19 @@ def test_tables_fit_80_columns_without_cutting_anything(argv, capsys, monkeypatc
         assert all(f"{i} {c}" in text for i, c in enumerate(zoo.get_spec("cnn_10k").classes))
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["predict", str(EXAMPLES[3]), "--json"]], ids=["help", "predict"])
+def test_the_catalog_that_zoo_list_reads_is_the_registry():
+    from zoo import catalog
+
+    assert json.loads((Path(catalog.__file__).with_name(catalog.CATALOG)).read_text()) == catalog.build()
+    assert catalog.rows() == [zoo.model_row(name) for name in zoo.list_models()]
+    assert catalog.rows("cnn_*") == [zoo.model_row(name) for name in zoo.list_models("cnn_*")]
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["list"], ["predict", str(EXAMPLES[3]), "--json"]], ids=["help", "list", "predict"]
+)
 def test_commands_that_need_no_torch_do_not_import_it(argv):
-    """--help, and predict with a shipped model (its validated ONNX file ships beside the weights)."""
+    """--help, list (from the catalog) and predict with a shipped model (its ONNX file ships beside the weights)."""
     import subprocess
     import sys
 

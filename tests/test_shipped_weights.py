@@ -27,6 +27,10 @@ SHIPPED = [name for name in zoo.list_models() if zoo.get_spec(name).weights_sha2
 SLOW = {"cifar_cnn_best", "resnet18_cifar"}
 
 
+def spec_is_cifar(name: str) -> bool:
+    return zoo.get_spec(name).dataset == "cifar10"
+
+
 def test_manifest_only_names_registered_models_with_files():
     for name, entry in shipped_weights_manifest().items():
         assert name in zoo.list_models()
@@ -77,7 +81,8 @@ def test_manifest_agrees_with_the_committed_run_records(name):
     assert entry["seed"] == study.best_seed
     assert entry["metrics"]["test_accuracy"] == study.shipped_accuracy
     assert entry["metrics"]["test_accuracy_mean"] == pytest.approx(study.mean)
-    assert entry["metrics"]["seeds"] == len(study.seeds) >= 3
+    # Three seeds each, but one for the CPU-trained CIFAR model (issue #10 allows it; its card says so).
+    assert entry["metrics"]["seeds"] == len(study.seeds) >= (1 if spec_is_cifar(name) else 3)
     # Fields added to Recipe after a run take their defaults, which keep the old behaviour.
     recorded = dataclasses.replace(Recipe(**study.recipe), seed=zoo.get_spec(name).recipe.seed)
     assert recorded == zoo.get_spec(name).recipe

@@ -118,11 +118,12 @@ def list_models(pattern: str | None = None) -> list[str]:
     # Grouped the way people compare them: data set, then family, then size.
     order = {"fashion_mnist": 0, "cifar10": 1}
     specs = sorted(registry().values(), key=lambda s: (order.get(s.dataset, 9), s.family != "fcn", s.params))
-    names = [spec.name for spec in specs]
-    if pattern:
-        glob = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
-        names = [n for n in names if fnmatch.fnmatchcase(n, glob)]
-    return names
+    return [spec.name for spec in specs if not pattern or matches(spec.name, pattern)]
+
+
+def matches(name: str, pattern: str) -> bool:
+    """A shell-style pattern (``cnn_*``) matches the whole name; plain text matches anywhere in it."""
+    return fnmatch.fnmatchcase(name, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*")
 
 
 def get_spec(name: str) -> ModelSpec:
