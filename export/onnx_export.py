@@ -146,9 +146,9 @@ def _parse_batch(batch: str | int) -> int | None:
     try:
         value = int(batch)
     except (TypeError, ValueError):
-        raise ZooError(f"--batch must be 'dynamic' or a positive integer, got {batch!r}") from None
+        raise ZooError(f"batch= must be 'dynamic' or a positive integer, got {batch!r}") from None
     if value < 1:
-        raise ZooError(f"--batch must be 'dynamic' or a positive integer, got {batch!r}")
+        raise ZooError(f"batch= must be 'dynamic' or a positive integer, got {batch!r}")
     return value
 
 

@@ -60,8 +60,9 @@ def test_benchmark_runs_two_backends_end_to_end(tiny_report):
         # Achieved GFLOP/s: 2 FLOPs per MAC, image and mirror (flip TTA), at the measured throughput.
         spec = zoo.get_spec("fcn_50k")
         flops = 2 * spec.macs * (2 if spec.tta_flip else 1) * row["throughput"]
-        assert row["gflops"] == pytest.approx(flops / 1e9, rel=0.01)  # rounded in the report
-        assert row["gflops_fraction"] == pytest.approx(row["gflops"] / row["attainable_gflops"], rel=0.01)
+        # The report rounds GFLOP/s to 2 decimals, the peak to 1 and the fraction to 4.
+        assert row["gflops"] == pytest.approx(flops / 1e9, rel=0.01, abs=0.006)
+        assert row["gflops_fraction"] == pytest.approx(row["gflops"] / row["attainable_gflops"], rel=0.02, abs=0.002)
         # The shipped weights (89.5% on the whole test set), scored on the first 64 test images.
         assert row["accuracy"] > 0.75 and row["weights"] == spec.weights_sha256
     onnx_rows = [r for r in measured if r["backend"] == "onnxruntime"]

@@ -119,3 +119,13 @@ def test_bad_weights_are_refused_with_clear_errors(tmp_path, quick_run):
     truncated.write_bytes((out / "best.safetensors").read_bytes()[:-100])
     with pytest.raises(WeightsError, match="not a valid safetensors file"):
         zoo.create_model("cnn_10k", weights=truncated)
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    from zoo.cli import main
+
+    assert main(["train", "fcn_50k", "--epochs", "1", "--data-dir", str(tmp_path)]) == 2
+    assert main(["train", "fcn_50k", "--epochs", "1", "--out", str(tmp_path / "run"), "--data-dir", str(tmp_path)]) == 2
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "run").exists()  # the test runs in tmp_path

@@ -385,6 +385,7 @@ def benchmark_command(
 ARGUMENT_WORDS = {
     "data_dir=": "--data-dir ", "weights=": "--weights ", "random_init=True": "--random-init", "resume=": "--resume ",
     "extend=True": "--extend", "out=": "--out ", "topk must": "--topk must", "batch_size=": "--batch-size ",
+    "batch= ": "--batch ", "train=True": "--train",
 }  # fmt: skip
 
 

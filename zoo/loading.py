@@ -73,15 +73,15 @@ class Classifier(nn.Module):
 class WeightsSource:
     """Where a model's weights came from."""
 
-    kind: str  # "shipped", "checkpoint", "resume checkpoint" or "random-init"
+    kind: str  # "shipped", "checkpoint", "resume checkpoint", "random-init" (seeded) or "untrained"
     path: Path | None  # the file read; None for random-init
     sha256: str | None  # of that file; None for random-init
 
     @property
     def label(self) -> str:
-        """How reports name them: the shipped file's name, a checkpoint's path, or "random-init"."""
+        """How reports name them: the shipped file's name, a checkpoint's path, "random-init" or "untrained"."""
         if self.path is None:
-            return "random-init"
+            return self.kind
         return self.path.name if self.kind == "shipped" else str(self.path)
 
 
@@ -101,12 +101,16 @@ def load_model(
 ) -> LoadedModel:
     """Resolve a model once. `weights=PATH` loads a checkpoint (its metadata names the model, so `name` may
     be omitted); else `pretrained` loads the shipped, sha256-verified weights; a model without them is
-    refused unless `random_init` asks for seeded random weights. `pretrained=False` gives untrained weights.
+    refused unless `random_init` asks for seeded random weights (the same every time). `pretrained=False`
+    gives untrained weights drawn from torch's global random state.
     """
     spec, source, tensors = resolve_weights(name, weights=weights, pretrained=pretrained, random_init=random_init)
     if source.kind == "random-init":
-        torch.manual_seed(RANDOM_INIT_SEED)
-    network = spec.builder()
+        with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state left as it was
+            torch.manual_seed(RANDOM_INIT_SEED)
+            network = spec.builder()
+    else:
+        network = spec.builder()  # untrained models draw from the caller's random state, as nn.Modules do
     if tensors is not None:
         _load_strict(network, tensors, source.path, spec.name)
     return LoadedModel(spec, Classifier(network, spec, source.sha256).eval(), source)
@@ -140,7 +144,9 @@ def resolve_weights(
         path = verified_shipped_weights(spec)
         tensors, _ = read_checkpoint(path)
         return spec, WeightsSource("shipped", path, spec.weights_sha256), tensors
-    if pretrained and not random_init:
+    if not pretrained:
+        return spec, WeightsSource("untrained", None, None), None
+    if not random_init:
         raise WeightsError(
             f"{spec.name} ships no trained weights yet: pass weights=PATH (a run's best.safetensors from "
             f"training {spec.name}) or random_init=True"

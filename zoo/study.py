@@ -341,7 +341,7 @@ def run_study(
         train_seeds(names, seeds or [0, 1, 2], runs_dir, jobs=jobs, **train_options)
     studies = collect(names, runs_dir)
     if not studies:
-        raise ZooError(f"no finished runs under {runs_dir}; add --train to train them")
+        raise ZooError(f"no finished runs under {runs_dir}; pass train=True to train them")
     if ship_weights:
         ship(studies, Path(weights_dir))
     table = markdown_table(studies)
