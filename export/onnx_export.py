@@ -91,12 +91,12 @@ def export_onnx(
 
     proto = _torch_to_onnx(wrapper, spec, opset, fixed_batch)
     data, images, labels, source = _validation_images(spec, data_dir, precision, validate_images, test_images)
-    # int8 / fp16 are measured on `test_images` (default: the whole test set), fp32 on the first
-    # `validate_images`; one slice of the test set serves both.
+    # int8 / fp16 are measured on `test_images` (default: the whole test set), fp32 on `validate_images`
+    # of them, evenly spaced; one sample of the test set serves both.
     all_inputs = normalize(images, spec.preprocessing).numpy()
     all_labels = labels.numpy() if labels is not None else None
     all_reference = _torch_logits(wrapper, all_inputs)
-    sample = slice(0, validate_images)
+    sample = np.linspace(0, len(all_inputs) - 1, min(validate_images, len(all_inputs))).round().astype(int)
     validation = _validate_fp32(
         proto, all_inputs[sample], all_reference[sample], _part(all_labels, sample), fixed_batch
     )
@@ -156,7 +156,8 @@ VALIDATION_SEED = 0  # seeded random validation images where the data set is abs
 
 
 def _validation_images(spec: ModelSpec, data_dir, precision: str, validate_images: int, test_images: int | None):
-    """(data set or None, uint8 images, labels or None, what they are): the first test images, or seeded
+    """(data set or None, uint8 images, labels or None, what they are): test images evenly spaced over the
+    test set (some sets are stored class by class), or seeded
     random images for an fp32 export where the data set is not at hand."""
     try:
         data = load_dataset(spec.dataset, data_dir)
@@ -168,8 +169,9 @@ def _validation_images(spec: ModelSpec, data_dir, precision: str, validate_image
         return None, images, None, f"{validate_images} seeded random images (the {spec.dataset} test set was not found)"
     reduced_count = min(test_images or len(data.test), len(data.test))
     count = validate_images if precision == "fp32" else max(validate_images, reduced_count)
-    source = f"the first {min(count, len(data.test))} {spec.dataset} test images ({data.source})"
-    return data, data.test.images[:count], data.test.labels[:count], source
+    sample = data.test.spread(count)
+    source = f"{len(sample)} {spec.dataset} test images, evenly spaced over the test set ({data.source})"
+    return data, sample.images, sample.labels, source
 
 
 def _part(labels: np.ndarray | None, part: slice) -> np.ndarray | None:

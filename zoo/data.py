@@ -46,6 +46,12 @@ class Split:
     def subset(self, indices: torch.Tensor) -> Split:
         return Split(self.images[indices], self.labels[indices])
 
+    def spread(self, count: int) -> Split:
+        """`count` images evenly spaced over the split: a fair sample even where a split is stored class by
+        class (the CIFAR-10 JPEG tree is: its first 1,000 test images are all airplanes)."""
+        count = min(count, len(self))
+        return self.subset(torch.linspace(0, len(self) - 1, count).round().long()) if count else self.subset(torch.arange(0))
+
 
 @dataclass(frozen=True)
 class DataSet:

@@ -35,7 +35,7 @@ class ImageTransform:
         elif isinstance(image, np.ndarray):
             image = Image.fromarray(image)  # uint8 H×W (grey) or H×W×3/4 (RGB, RGBA), as PIL reads them
         array = to_model_array(image, self.preprocessing)
-        return normalize(torch.from_numpy(np.ascontiguousarray(array))[None], self.preprocessing)[0]
+        return normalize(torch.from_numpy(array.copy())[None], self.preprocessing)[0]  # PIL arrays are read-only
 
     def __repr__(self) -> str:
         return f"ImageTransform({self.preprocessing})"

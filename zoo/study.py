@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +170,6 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
 def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
     """Copy each model's best-validation checkpoint to weights/<name>.safetensors, export and validate
     weights/<name>.onnx from it, and record both in the manifest."""
-    from zoo.export.shipped import export_shipped  # lazily: the exporter loads onnx
-
     manifest_path = weights_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     sources = {study.name: Path(study.best_run) / "best.safetensors" for study in studies}
@@ -193,11 +193,14 @@ def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
             "hardware": study.hardware,
             "seed": study.best_seed,
             "dataset": get_spec(study.name).dataset,
-            # The validated ONNX file beside the weights: the torch-free path of predict and serve.
-            "onnx_sha256": export_shipped(study.name, weights_dir),
         }
     text = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
     atomic_write(manifest_path, lambda tmp: tmp.write_text(text))
+    # The validated ONNX file beside the weights (the torch-free path of predict and serve), exported by a
+    # fresh process: its registry reads the manifest just written, so the file's metadata names the new
+    # weights' accuracy. It records each file's sha256 in the manifest.
+    names = [study.name for study in studies]
+    subprocess.run([sys.executable, "-m", "zoo.export.shipped", *names, "--weights-dir", str(weights_dir)], check=True)
 
 
 def markdown_table(studies: list[ModelStudy]) -> str:

@@ -56,10 +56,9 @@ def _test_slice(job: dict[str, Any], spec: Any) -> tuple[Any, Any]:
     from zoo.data import load_dataset
     from zoo.preprocess import normalize
 
-    test = load_dataset(spec.dataset, job.get("data_dir")).test
-    count = min(job["accuracy_images"], len(test))
+    sample = load_dataset(spec.dataset, job.get("data_dir")).test.spread(job["accuracy_images"])
     # The same preprocessing as `zoo eval`, so a backend's accuracy here is the accuracy users would get.
-    return normalize(test.images[:count], spec.preprocessing), test.labels[:count]
+    return normalize(sample.images, spec.preprocessing), sample.labels
 
 
 def _predict_all(runner: Any, images: Any, chunk: int) -> Any:
