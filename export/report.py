@@ -14,16 +14,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import zoo
-from zoo.export import export_onnx
+from zoo.errors import ZooError
+from zoo.export.onnx_export import export_onnx
+from zoo.registry import get_spec, list_models
 
 
 def weights_for(name: str, work: Path) -> tuple[str | None, str]:
-    spec = zoo.get_spec(name)
+    spec = get_spec(name)
     if spec.weights_sha256 is not None:
         return None, "shipped"
     if spec.dataset == "fashion_mnist":
-        run = zoo.train(name, epochs=1, limit_train=5000, val_size=500, out=work / name, progress=False)
+        from zoo.training import train_model
+
+        recipe = spec.recipe.replace(epochs=1, val_size=500)
+        run = train_model(spec, recipe, limit_train=5000, out=work / name, progress=False)
         return run.best_checkpoint, f"quick-trained ({run.test_accuracy:.1%})"
     return None, "random-init"
 
@@ -31,7 +35,7 @@ def weights_for(name: str, work: Path) -> tuple[str | None, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--test-images", type=int, default=2000, help="test images for the int8 / fp16 deltas")
-    parser.add_argument("--models", default=",".join(zoo.list_models()))
+    parser.add_argument("--models", default=",".join(list_models()))
     parser.add_argument("--out", type=Path, default=None, help="keep the exports here (default: a temporary folder)")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="zoo-export-report-"))
@@ -50,7 +54,7 @@ def main() -> None:
                 result = export_onnx(name, out=work / f"{name}-{precision}" / "m.onnx", **{precision: True}, **common)
                 r = result.reduced
                 deltas.append(f"{r['accuracy_delta']:+.2%} ({r['accuracy_torch']:.1%}→{r['accuracy_onnx']:.1%})")
-            except zoo.ZooError as error:
+            except ZooError as error:
                 deltas.append(f"failed: {error}")
         batches = fp32.validation["batches"]
         diffs = " / ".join(f"{b['max_abs_diff']:.1e}" for b in batches.values())

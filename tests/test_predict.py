@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -168,16 +169,22 @@ def test_cli_predicts_the_good_and_names_the_bad(capsys, tmp_path, weights):
 
 
 def test_default_model_and_missing_weights(monkeypatch, capsys):
+    from zoo import prediction, registry
+
+    # The default: the most accurate Fashion-MNIST model that ships weights.
+    fashion = [n for n in zoo.list_models() if zoo.get_spec(n).dataset == "fashion_mnist" and zoo.get_spec(n).accuracy]
+    assert default_model() == max(fashion, key=lambda n: zoo.get_spec(n).accuracy)
     monkeypatch.setenv("ZOO_MODEL", "fcn_100k")
     assert default_model() == "fcn_100k"
-    if zoo.get_spec("fcn_100k").weights_sha256 is None:
-        code = main(["predict", str(EXAMPLE_FILES[0])])
-        err = capsys.readouterr().err
-        assert code != 0 and "fcn_100k has no trained weights" in err and len(err.strip().splitlines()) == 1
+    # fcn_100k as if it shipped no weights (neither the registry nor the manifest knows any).
+    manifest = {k: v for k, v in registry.shipped_weights_manifest().items() if k != "fcn_100k"}
+    monkeypatch.setattr(prediction, "shipped_weights_manifest", lambda: manifest)
+    monkeypatch.setitem(registry._REGISTRY, "fcn_100k", dataclasses.replace(zoo.get_spec("fcn_100k"), weights_sha256=None))
+    code = main(["predict", str(EXAMPLE_FILES[0])])
+    err = capsys.readouterr().err
+    assert code != 0 and "fcn_100k ships no trained weights yet" in err and "--weights PATH" in err
+    assert len(err.strip().splitlines()) == 1
     monkeypatch.delenv("ZOO_MODEL")
-    trained = [n for n in zoo.list_models("fcn") + zoo.list_models("cnn_") if zoo.get_spec(n).weights_sha256]
-    if trained:
-        assert zoo.get_spec(default_model()).dataset == "fashion_mnist"
-    else:
-        with pytest.raises(zoo.ZooError, match="no Fashion-MNIST model ships trained weights"):
-            default_model()
+    monkeypatch.setattr(prediction, "shipped_weights_manifest", lambda: {})
+    with pytest.raises(zoo.ZooError, match="no Fashion-MNIST model ships trained weights"):
+        default_model()
