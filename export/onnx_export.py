@@ -174,7 +174,7 @@ def _validation_images(spec: ModelSpec, data_dir, precision: str, validate_image
     return data, sample.images, sample.labels, source
 
 
-def _part(labels: np.ndarray | None, part: slice) -> np.ndarray | None:
+def _part(labels: np.ndarray | None, part: slice | np.ndarray) -> np.ndarray | None:
     return None if labels is None else labels[part]
 
 

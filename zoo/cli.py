@@ -356,12 +356,11 @@ def benchmark_command(
     """Latency, throughput, accuracy and fraction of peak FLOP/s across PyTorch and ONNX Runtime backends."""
     from zoo.bench import report
 
-    quiet = as_json
     result = zoo.benchmark(
         names or None, backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
         batch_sizes=_int_list(batch_sizes, "batch sizes"), threads=_int_list(threads, "thread counts"),
         device=device, warmup=warmup, min_time=min_time, min_runs=min_runs, accuracy_images=accuracy_images,
-        data_dir=data_dir, progress=None if quiet else lambda message: err.print(f"[dim]{message}[/]"),
+        data_dir=data_dir, progress=None if as_json else lambda message: err.print(f"[dim]{message}[/]"),
     )  # fmt: skip
     if json_path:
         report.write_json(result, json_path)
@@ -371,7 +370,7 @@ def benchmark_command(
         reason = report.write_plot(result, plot_path)
         if reason:
             err.print(f"plot skipped: {reason}")
-    if quiet:
+    if as_json:
         return emit_json(result.to_dict())
     # Piped output (a file, a log) gets the full table; a terminal gets what fits its width.
     width = out.width if out.is_terminal else max(out.width, report.WIDE)

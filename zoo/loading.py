@@ -19,6 +19,7 @@ from torch import nn
 
 from zoo.checkpoint import read_checkpoint, sha256_file, shipped_weights_path
 from zoo.errors import WeightsError, ZooError
+from zoo.images import photo_recipe
 from zoo.registry import ModelSpec, get_spec
 
 RANDOM_INIT_SEED = 0  # random-init weights are seeded, so every "untrained" export or benchmark is the same file
@@ -26,8 +27,6 @@ RANDOM_INIT_SEED = 0  # random-init weights are seeded, so every "untrained" exp
 
 def pretrained_cfg(spec: ModelSpec, weights_sha256: str | None = None) -> dict[str, object]:
     """What a model needs to be run as zoo runs it, in timm's `pretrained_cfg` spirit (plain data)."""
-    from zoo.images import photo_recipe
-
     pre = spec.preprocessing
     return {
         "model": spec.name,

@@ -57,10 +57,11 @@ def onnx_at_hand(model: str | None = None, weights: str | os.PathLike[str] | Non
     if weights is not None:
         cached = _cache_path(sha256_file(weights))
         return cached if cached.is_file() else None
-    entry = shipped_weights_manifest().get(model or default_model())
+    name = _model_name(model, weights)
+    entry = shipped_weights_manifest().get(name)
     if entry is None:
         return None
-    shipped = shipped_weights_path(f"{model or default_model()}.onnx")
+    shipped = shipped_weights_path(f"{name}.onnx")
     if entry.get("onnx_sha256") and shipped.is_file() and sha256_file(shipped) == entry["onnx_sha256"]:
         return shipped
     cached = _cache_path(entry["sha256"])
@@ -131,6 +132,11 @@ def top_classes(logits: np.ndarray, classes: list[str], topk: int) -> list[list[
     ]
 
 
+def _model_name(model: str | None, weights) -> str | None:
+    """The model asked for; else none when a checkpoint names its own; else the default model."""
+    return model or (None if weights is not None else default_model())
+
+
 def _sources(items: list) -> list[tuple[str, object]]:
     result = []
     for index, item in enumerate(items):
@@ -148,7 +154,7 @@ def _torch_runner(model: str | None, weights):
     from zoo.loading import load_model
     from zoo.preprocess import predict_logits
 
-    loaded = load_model(model or (None if weights is not None else default_model()), weights=weights)
+    loaded = load_model(_model_name(model, weights), weights=weights)
     spec = loaded.spec
 
     def logits_of(batch: np.ndarray) -> np.ndarray:
@@ -180,7 +186,7 @@ def _export_into_cache(model: str | None, weights, data_dir) -> Path:
     from zoo.export import export_onnx
     from zoo.loading import resolve_weights
 
-    spec, source, _ = resolve_weights(model or (None if weights is not None else default_model()), weights=weights)
+    spec, source, _ = resolve_weights(_model_name(model, weights), weights=weights)
     path = _cache_path(source.sha256)
     export_onnx(spec.name, weights=source.path, out=path, data_dir=data_dir, validate_images=256)
     return path

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
+from zoo import __version__
 from zoo.errors import ZooError
 from zoo.export.runtime import OnnxClassifier
 from zoo.images import ImageError, decode_image, to_model_array
@@ -105,22 +107,27 @@ class ServedModel:
         }
 
 
-def load_models(names: list[str] | None = None) -> dict[str, ServedModel]:
-    """The validated ONNX file of each model (default: every shipped one), loaded once per process."""
-    names = names or sorted(shipped_weights_manifest())
-    served = {}
-    for name in names:
+def model_files(names: list[str] | None = None) -> dict[str, Path]:
+    """The validated ONNX file of each model (default: every shipped one), or a one-line error."""
+    files = {}
+    for name in names or sorted(shipped_weights_manifest()):
         path = onnx_at_hand(name)
         if path is None:
             raise ZooError(
                 f"{name} has no validated ONNX file at hand: it ships no weights, or they were never exported "
                 "(`zoo predict --model NAME --backend onnxruntime IMAGE` exports them once into the cache)"
             )
-        served[name] = ServedModel(OnnxClassifier(path))
-    if not served:
+        files[name] = path
+    if not files:
         raise ZooError("no model to serve: no model ships weights with an ONNX file")
+    return files
+
+
+def load_models(names: list[str] | None = None) -> dict[str, ServedModel]:
+    """The ONNX Runtime sessions of `model_files(names)`, loaded once per server process."""
+    served = [ServedModel(OnnxClassifier(path)) for path in model_files(names).values()]
     # Listed as people compare them: data set, then size.
-    order = sorted(served.values(), key=lambda m: (m.classifier.metadata["dataset"], m.classifier.metadata["params"]))
+    order = sorted(served, key=lambda m: (m.classifier.metadata["dataset"], m.classifier.metadata["params"]))
     return {model.classifier.name: model for model in order}
 
 
@@ -133,7 +140,7 @@ def create_app(models: list[str] | None = None) -> FastAPI:
     app = FastAPI(
         title="zoo",
         summary="Small image classifiers at fixed parameter budgets, served with ONNX Runtime.",
-        version=_version(),
+        version=__version__,
     )
     app.state.models = served  # name -> ServedModel, read-only
 
@@ -241,17 +248,11 @@ def _png_data_url(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _version() -> str:
-    import zoo
-
-    return zoo.__version__
-
-
 def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Run the server (blocking). With workers > 1, uvicorn starts that many processes sharing the port."""
     import uvicorn
 
-    load_models(models)  # fail here, with one line, rather than in every worker
+    model_files(models)  # fail here, with one line, rather than in every worker; the workers load the sessions
     if models:
         os.environ[MODELS_ENV] = ",".join(models)
     uvicorn.run(
