@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zoo.checkpoint import atomic_write, sha256_file
 from zoo.export.onnx_export import export_onnx
-from zoo.registry import MANIFEST, get_spec, shipped_weights_manifest
+from zoo.registry import MANIFEST, get_spec
 
 
 def export_shipped(name: str, weights_dir: Path, data_dir: str | None = None) -> str:
@@ -35,16 +35,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="models (default: every model that ships weights)")
     parser.add_argument("--weights-dir", type=Path, default=Path(__file__).resolve().parents[1] / "weights")
+    parser.add_argument("--data-dir", help="folder with the data set (else $ZOO_DATA, the cache, ...)")
     args = parser.parse_args()
     manifest_path = args.weights_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     for name in args.names or sorted(manifest):
-        manifest[name]["onnx_sha256"] = export_shipped(name, args.weights_dir)
-        manifest[name]["dataset"] = get_spec(name).dataset
+        manifest[name]["onnx_sha256"] = export_shipped(name, args.weights_dir, args.data_dir)
         print(f"{name}: {args.weights_dir / (name + '.onnx')} ({manifest[name]['onnx_sha256'][:12]}…)")
     text = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
     atomic_write(manifest_path, lambda tmp: tmp.write_text(text))
-    shipped_weights_manifest.cache_clear()
 
 
 if __name__ == "__main__":

@@ -200,7 +200,8 @@ def study_command(
         raise ZooError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
     if jobs < 1:
         raise ZooError(f"--jobs must be at least 1, got {jobs}")
-    options = {"device": device, "data_dir": data_dir} if train else {}
+    # The data set is read to train and to validate the ONNX files that --ship exports.
+    options = {"device": device, "data_dir": data_dir} if train else {"data_dir": data_dir} if ship else {}
     studies = run_study(
         patterns, runs_dir=runs_dir, docs_dir=docs_dir, seeds=seed_list, train=train, jobs=jobs, ship_weights=ship,
         **options,

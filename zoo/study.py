@@ -167,7 +167,7 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
     return studies
 
 
-def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
+def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLike[str] | None = None) -> None:
     """Copy each model's best-validation checkpoint to weights/<name>.safetensors, export and validate
     weights/<name>.onnx from it, and record both in the manifest."""
     manifest_path = weights_dir / MANIFEST
@@ -199,8 +199,8 @@ def ship(studies: list[ModelStudy], weights_dir: Path) -> None:
     # The validated ONNX file beside the weights (the torch-free path of predict and serve), exported by a
     # fresh process: its registry reads the manifest just written, so the file's metadata names the new
     # weights' accuracy. It records each file's sha256 in the manifest.
-    names = [study.name for study in studies]
-    subprocess.run([sys.executable, "-m", "zoo.export.shipped", *names, "--weights-dir", str(weights_dir)], check=True)
+    command = [sys.executable, "-m", "zoo.export.shipped", *(s.name for s in studies), "--weights-dir", str(weights_dir)]
+    subprocess.run(command + (["--data-dir", str(data_dir)] if data_dir else []), check=True)
 
 
 def markdown_table(studies: list[ModelStudy]) -> str:
@@ -346,7 +346,7 @@ def run_study(
     if not studies:
         raise ZooError(f"no finished runs under {runs_dir}; pass train=True to train them")
     if ship_weights:
-        ship(studies, Path(weights_dir))
+        ship(studies, Path(weights_dir), train_options.get("data_dir"))
     table = markdown_table(studies)
     atomic_write(docs_dir / "study.md", lambda tmp: tmp.write_text("# FCN vs CNN on Fashion-MNIST\n\n" + table))
     plot(studies, docs_dir / "study.png")
