@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["ZOO_OFFLINE"] = "1"  # nothing may download at test time
 if "ZOO_DATA" not in os.environ and (REPO.parent / "shared" / "data").is_dir():
     os.environ["ZOO_DATA"] = str(REPO.parent / "shared" / "data")
+# Each test runs in a folder of its own (below), so a relative ZOO_DATA or ZOO_CACHE (the README's
+# `ZOO_DATA=../shared/data`) is made absolute first, against the directory pytest was started in.
+for variable in ("ZOO_DATA", "ZOO_CACHE"):
+    if os.environ.get(variable):
+        os.environ[variable] = str(Path(os.environ[variable]).resolve())
 # The decoded-data cache and cached ONNX exports go to a folder of the test session's own, never to the
 # user's ~/.cache/zoo (set ZOO_CACHE to share one between runs).
 _OWN_CACHE = None if "ZOO_CACHE" in os.environ else tempfile.mkdtemp(prefix="zoo-test-cache-")
