@@ -43,6 +43,7 @@ from zoo.loading import Classifier
 from zoo.preprocess import normalize, predict_logits
 from zoo.recipe import Recipe
 from zoo.registry import ModelSpec
+from zoo.summary import count_params
 
 from . import distributed
 from .augment import crop_at, random_flip, random_offsets
@@ -65,7 +66,7 @@ class TrainResult:
     epochs: int  # epochs trained in total
     train_seconds: float  # wall time spent in training epochs (this process)
     images_per_second: float  # training throughput, all processes together
-    params: int  # trainable parameters
+    params: int  # parameters, frozen ones included
     device: str  # where it trained (rank 0's device under torchrun)
     time_to_best_seconds: float | None = None  # training seconds to the kept epoch, resumed runs included
     world_size: int = 1  # data-parallel processes (torchrun --nproc_per_node)
@@ -211,7 +212,7 @@ def _train(
         "data": data.source,
         "train_images": len(train_labels),
         "val_images": len(val),
-        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "params": count_params(model),
         "versions": library_versions(),
         "git_commit": git_commit(),
         "hardware": describe_hardware(device),

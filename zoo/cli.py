@@ -212,6 +212,51 @@ def study_command(
     out.print(f"wrote {docs_dir / 'study.md'}, {docs_dir / 'study.png'} and {len(studies)} model cards in {docs_dir / 'models'}")
 
 
+@app.command("experiment")
+def experiment_command(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, train-size-fashion-mnist or all."
+        ),
+    ],
+    train: Annotated[
+        bool, typer.Option("--train", help="Train the missing runs first (finished ones are reused).")
+    ] = False,
+    docs_dir: Annotated[Path, typer.Option(help="Where docs/experiments/ (runs, tables, plots) is written.")] = Path(
+        "docs"
+    ),
+    device: Device = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The studies' comparisons (reference networks, stride vs max-pool, ReLU vs SiLU, augmentation,
+    training-set size), each a table and a plot in docs/experiments/."""
+    from zoo.experiments import names, run_experiment
+
+    chosen = names() if name == "all" else [name]
+    results = {}
+    for experiment in chosen:
+        rows = run_experiment(experiment, docs_dir=docs_dir, train=train, data_dir=data_dir, device=device)
+        results[experiment] = [row.to_dict() for row in rows]
+        if not as_json:
+            table = compact_table(
+                "variant", "train images", "train acc.", "test acc.", "time", title=experiment, left=("variant",)
+            )
+            for row in rows:
+                table.add_row(
+                    row.label,
+                    f"{row.train_images:,}",
+                    f"{row.train_accuracy:.1%}",
+                    f"{row.test_accuracy:.1%}",
+                    f"{row.train_seconds:.0f} s",
+                )
+            out.print(table)
+            out.print(f"wrote {docs_dir / 'experiments' / experiment}.md and .png", soft_wrap=True)
+    if as_json:
+        emit_json(results)
+
+
 @app.command("export")
 def export_command(
     name: Annotated[str | None, typer.Argument(help="Model (optional with --weights: the checkpoint names it).")] = None,
@@ -381,11 +426,136 @@ def benchmark_command(
         out.print(line)
 
 
+plot_app = typer.Typer(
+    help="Pictures of what a model learned: curves, confusion, errors, filters, features, saliency (PNG).",
+    no_args_is_help=True,
+)
+app.add_typer(plot_app, name="plot")
+PlotOut = Annotated[Path | None, typer.Option("--out", help="The PNG to write (default NAME-KIND.png here).")]
+PlotName = Annotated[str | None, typer.Argument(help="Model (optional with --weights: the checkpoint names it).")]
+PlotWeights = Annotated[Path | None, typer.Option(help="Checkpoint to use (default: shipped weights).")]
+
+
+def _report_plot(plot, as_json: bool) -> None:
+    if as_json:
+        return emit_json(plot.to_dict())
+    out.print(f"wrote {plot.path}", soft_wrap=True)
+
+
+@plot_app.command("curves")
+def plot_curves_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders (with metrics.jsonl) to overlay.")],
+    out_path: Annotated[Path, typer.Option("--out", help="The PNG to write.")] = Path("curves.png"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Training loss and train/validation accuracy per epoch, several runs overlaid."""
+    from zoo.insight import plot_curves
+
+    plot = plot_curves(run_dirs, out_path)
+    if not as_json:
+        for label, accuracy in plot.facts["best_val_accuracy"].items():
+            out.print(f"{label}: best validation accuracy {accuracy:.2%}")
+    _report_plot(plot, as_json)
+
+
+@plot_app.command("confusion")
+def plot_confusion_command(
+    name: PlotName = None,
+    weights: PlotWeights = None,
+    data_dir: DataDir = None,
+    out_path: PlotOut = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Normalised confusion matrix on the test set; lists the most confused pairs."""
+    from zoo.insight import plot_confusion
+
+    if name is None and weights is None:
+        raise ZooError("name a model, or give --weights FILE")
+    plot = plot_confusion(name, weights=weights, data_dir=data_dir, out=out_path)
+    if not as_json:
+        out.print(f"[bold]{plot.model}[/]: test accuracy {plot.facts['accuracy']:.2%}; most confused pairs:")
+        table = compact_table("true class", "predicted as", "images", "of class", left=("true class", "predicted as"))
+        for pair in plot.facts["confused_pairs"]:
+            table.add_row(pair["true"], pair["predicted"], f"{pair['count']:,}", f"{pair['rate']:.1%}")
+        out.print(table)
+    _report_plot(plot, as_json)
+
+
+@plot_app.command("errors")
+def plot_errors_command(
+    name: PlotName = None,
+    weights: PlotWeights = None,
+    data_dir: DataDir = None,
+    out_path: PlotOut = None,
+    count: Annotated[int, typer.Option(help="Images shown.")] = 24,
+    as_json: JsonFlag = False,
+) -> None:
+    """The most confidently misclassified test images, with true and predicted class."""
+    from zoo.insight import plot_errors
+
+    if name is None and weights is None:
+        raise ZooError("name a model, or give --weights FILE")
+    plot = plot_errors(name, weights=weights, data_dir=data_dir, out=out_path, count=count)
+    if not as_json:
+        out.print(f"[bold]{plot.model}[/]: {plot.facts['errors']:,} errors on {plot.facts['images']:,} test images")
+    _report_plot(plot, as_json)
+
+
+@plot_app.command("filters")
+def plot_filters_command(
+    name: PlotName = None, weights: PlotWeights = None, out_path: PlotOut = None, as_json: JsonFlag = False
+) -> None:
+    """The first convolution's kernels as a grid (RGB for CIFAR-10 models)."""
+    from zoo.insight import plot_filters
+
+    if name is None and weights is None:
+        raise ZooError("name a model, or give --weights FILE")
+    _report_plot(plot_filters(name, weights=weights, out=out_path), as_json)
+
+
+@plot_app.command("features")
+def plot_features_command(
+    name: Annotated[str, typer.Argument(help="Model.")],
+    image: Annotated[Path, typer.Argument(help="Image file (preprocessed as zoo predict does).")],
+    weights: PlotWeights = None,
+    out_path: PlotOut = None,
+    channels: Annotated[int, typer.Option(help="Feature maps shown per convolution.")] = 8,
+    as_json: JsonFlag = False,
+) -> None:
+    """The feature maps of every convolution for one image."""
+    from zoo.insight import plot_features
+
+    _report_plot(plot_features(name, image, weights=weights, out=out_path, channels=channels), as_json)
+
+
+@plot_app.command("saliency")
+def plot_saliency_command(
+    name: Annotated[str, typer.Argument(help="Model.")],
+    image: Annotated[Path, typer.Argument(help="Image file (preprocessed as zoo predict does).")],
+    target: Annotated[
+        str | None, typer.Option("--class", help="Class name or index (default: the predicted one).")
+    ] = None,
+    weights: PlotWeights = None,
+    out_path: PlotOut = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Class-activation overlay: Grad-CAM (CNNs) or input gradients (MLPs), computed by Captum."""
+    from zoo.insight import plot_saliency
+
+    plot = plot_saliency(name, image, target=target, weights=weights, out=out_path)
+    if not as_json:
+        facts = plot.facts
+        out.print(
+            f"[bold]{plot.model}[/]: {facts['method']} for '{facts['class']}' ({facts['probability']:.1%}; predicted '{facts['predicted']}')"
+        )
+    _report_plot(plot, as_json)
+
+
 # The library names its arguments (data_dir=DIR); on the command line they are options.
 ARGUMENT_WORDS = {
     "data_dir=": "--data-dir ", "weights=": "--weights ", "random_init=True": "--random-init", "resume=": "--resume ",
     "extend=True": "--extend", "out=": "--out ", "topk must": "--topk must", "batch_size=": "--batch-size ",
-    "batch= ": "--batch ", "train=True": "--train",
+    "batch= ": "--batch ", "train=True": "--train", "count must": "--count must",
 }  # fmt: skip
 
 

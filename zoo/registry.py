@@ -55,11 +55,11 @@ class ModelSpec:
     preprocessing: Preprocessing  # what the model expects as input
     builder: Callable[..., nn.Module]  # builds the untrained model; accepts dropout=
     budget: int  # the parameter budget the model must respect
-    params: int  # trainable parameters (weights + biases + norm affine), checked by tests
+    params: int  # parameters (weights, biases, norm affine; frozen ones too), checked by tests
     macs: int  # multiply-accumulates per image (conv and linear layers), checked by tests
     recipe: Recipe  # how it is trained
     min_params: int = 0  # lower end of the allowed parameter range
-    family: str = ""  # "fcn", "cnn" or "resnet", for studies and filters
+    family: str = ""  # "fcn", "cnn", "resnet" or "ref" (the studies' networks), for studies and filters
     description: str = ""  # one line for tables and model cards
     tta_flip: bool = False  # evaluation averages the logits of the image and its mirror
     weights_sha256: str | None = None  # sha256 of weights/<name>.safetensors; None while untrained
@@ -115,9 +115,12 @@ def registry() -> Mapping[str, ModelSpec]:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, optionally filtered by a shell-style pattern (``cnn_*``) or substring."""
-    # Grouped the way people compare them: data set, then family, then size.
+    # Grouped the way people compare them: data set, then family, then size; the studies' reference
+    # networks (family "ref") after the zoo's own models.
     order = {"fashion_mnist": 0, "cifar10": 1}
-    specs = sorted(registry().values(), key=lambda s: (order.get(s.dataset, 9), s.family != "fcn", s.params))
+    specs = sorted(
+        registry().values(), key=lambda s: (s.family == "ref", order.get(s.dataset, 9), s.family != "fcn", s.params)
+    )
     return [spec.name for spec in specs if not pattern or matches(spec.name, pattern)]
 
 

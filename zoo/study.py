@@ -49,7 +49,7 @@ REFERENCE = {
 class ModelStudy:
     name: str  # registry name
     family: str  # fcn / cnn / resnet
-    params: int  # trainable parameters
+    params: int  # parameters, frozen ones included
     macs: int  # multiply-accumulates per image
     seeds: list[int]  # seeds with a finished run
     test_accuracies: list[float]  # per seed, same order
@@ -242,7 +242,7 @@ def plot(studies: list[ModelStudy], path: Path) -> bool:
             axes.annotate(f"{statistics.fmean(study.train_seconds):.0f} s", (study.params, 100 * study.mean),
                           textcoords="offset points", xytext=(0, -16), ha="center", fontsize=7, color=colour)  # fmt: skip
     axes.set_xscale("log")
-    axes.set_xlabel("trainable parameters")
+    axes.set_xlabel("parameters")
     axes.set_ylabel("Fashion-MNIST test accuracy (%)")
     axes.set_title("FCN vs CNN at equal parameter budgets (labels: training time per run)", fontsize=10)
     axes.grid(alpha=0.3)

@@ -13,12 +13,13 @@ class LayerRow:
     name: str  # dotted module path
     kind: str  # module class name
     output_shape: tuple[int, ...]  # without the batch axis
-    params: int  # trainable parameters owned directly by this module
+    params: int  # parameters owned directly by this module (frozen ones too)
     macs: int  # multiply-accumulates per image (conv and linear layers only)
 
 
 def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Every stored parameter, frozen ones included (a fixed filter still costs its weights)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -41,7 +42,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerRow]:
             continue
 
         def record(mod: nn.Module, _inputs: object, output: torch.Tensor, name: str = name) -> None:
-            params = sum(p.numel() for p in mod.parameters(recurse=False) if p.requires_grad)
+            params = sum(p.numel() for p in mod.parameters(recurse=False))
             rows.append(LayerRow(name, type(mod).__name__, tuple(output.shape[1:]), params, _layer_macs(mod, output)))
 
         hooks.append(module.register_forward_hook(record))

@@ -1,0 +1,91 @@
+"""The studies' reference networks (exact parameter counts) and `zoo experiment` on a real, tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import zoo
+from zoo import experiments
+from zoo.cli import main
+from zoo.experiments import Experiment, Variant
+from zoo.summary import count_params
+
+# The figures the studies printed (their model summaries), not the registry's: the registry must match them.
+STUDY_PARAMETERS = {
+    "ref_keras_cnn": 37_146,
+    "ref_keras_pool": 37_146,
+    "ref_3block_cnn": 390_410,
+    "ref_lenet_bn": 82_078,
+    "ref_lenet_silu": 82_078,
+}
+
+
+@pytest.mark.parametrize("name", STUDY_PARAMETERS)
+def test_reference_networks_have_the_studies_parameter_counts(name):
+    spec = zoo.get_spec(name)
+    assert count_params(spec.builder()) == STUDY_PARAMETERS[name] == spec.params
+    assert spec.family == "ref" and spec.dataset == "cifar10"
+
+
+def test_reference_variants_differ_only_where_the_study_did():
+    strided, pooled = zoo.create_model("ref_keras_cnn").network, zoo.create_model("ref_keras_pool").network
+    assert [m.stride for m in strided.modules() if hasattr(m, "stride") and hasattr(m, "kernel_size")][:4] == [
+        (1, 1), (2, 2), (1, 1), (2, 2),
+    ]  # fmt: skip
+    assert sum(type(m).__name__ == "MaxPool2d" for m in pooled.modules()) == 2
+    relu, silu = zoo.create_model("ref_lenet_bn").network, zoo.create_model("ref_lenet_silu").network
+    assert {type(m).__name__ for m in relu} - {type(m).__name__ for m in silu} == {"ReLU"}
+
+
+def test_reference_models_follow_the_zoo_models_in_the_list():
+    names = zoo.list_models()
+    assert names[:9] == zoo.list_models("*")[:9] and all(n.startswith("ref_") for n in names[9:])
+    assert len(names) == 9 + len(STUDY_PARAMETERS)
+
+
+def test_variant_keys_name_what_defines_a_run():
+    a = Variant("a", "ref_lenet_bn", "study")
+    assert a.key() == Variant("another label", "ref_lenet_bn", "study").key()  # the label is not the run
+    assert a.key() != Variant("a", "ref_lenet_bn", "zoo").key()
+    assert a.key() != Variant("a", "ref_lenet_bn", "study", {"hflip": True}).key()
+    small = Variant("a", "ref_lenet_bn", "study", limit_train=10)
+    assert small.key() != a.key() and "-n10-" in small.key()
+    assert small.resolved_recipe().epochs > a.resolved_recipe().epochs  # tiny sets train for more epochs
+
+
+def test_an_experiment_trains_reuses_and_documents_its_runs(data_dir, monkeypatch, capsys, tmp_path):
+    tiny = Experiment(
+        "tiny",
+        "tiny: ReLU or SiLU",
+        (
+            Variant("ReLU", "ref_lenet_bn", "study", {"epochs": 1, "val_size": 500}, limit_train=512),
+            Variant("SiLU", "ref_lenet_silu", "study", {"epochs": 1, "val_size": 500}, limit_train=512),
+        ),
+        "Which activation?",
+    )
+    monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", tiny)
+    assert main(["experiment", "tiny", "--docs-dir", str(tmp_path), "--train", "--data-dir", str(data_dir)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    table = (tmp_path / "experiments" / "tiny.md").read_text()
+    assert "| ReLU | `ref_lenet_bn` | study | 512 |" in table and "| SiLU |" in table
+    assert (tmp_path / "experiments" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+    runs = sorted((tmp_path / "experiments" / "runs").glob("*/*/report.json"))
+    assert len(runs) == 2
+    reports = [json.loads(r.read_text()) for r in runs]
+    assert all(0.1 < r["test_accuracy"] < 1 for r in reports)  # trained on real data, scored on the test set
+    # A second call trains nothing: the finished runs are reused as they are.
+    stamps = [r.stat().st_mtime_ns for r in runs]
+    assert main(["experiment", "tiny", "--docs-dir", str(tmp_path), "--train", "--json"]) == 0
+    assert [r.stat().st_mtime_ns for r in runs] == stamps
+    rows = json.loads(capsys.readouterr().out)["tiny"]
+    assert [row["label"] for row in rows] == ["ReLU", "SiLU"]
+
+
+def test_unknown_experiment_and_untrained_experiment_are_one_line_errors(capsys, tmp_path):
+    assert main(["experiment", "colour"]) != 0
+    assert "unknown experiment 'colour'" in capsys.readouterr().err
+    assert main(["experiment", "augmentation", "--docs-dir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "no finished run" in err and "--train" in err and len(err.strip().splitlines()) == 1

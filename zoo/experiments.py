@@ -1,0 +1,343 @@
+"""The studies' comparisons as reproducible experiments: `zoo experiment NAME [--train]`.
+
+An experiment is a list of variants (a model, a recipe, optionally a smaller training set), each one
+ordinary training run. Runs live in docs/experiments/runs/<model>/<key>/ (config, metrics, report; the
+checkpoints are not committed), keyed by everything that defines them, so experiments that share a
+variant share its run and a finished run is never trained twice. Each experiment writes a Markdown
+table and a plot to docs/experiments/<name>.{md,png}; the reference networks' table is docs/reference.md.
+
+    zoo experiment reference --train        # the studies' networks, their recipe vs zoo's
+    zoo experiment train-size-cifar --train # accuracy vs training-set size
+    zoo experiment all --train              # everything, about an hour on a 2-core CPU
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from zoo.errors import ZooError
+from zoo.files import atomic_write
+from zoo.models.reference import REFERENCE_MODELS, STUDY_RECIPES
+from zoo.recipe import Recipe
+from zoo.registry import get_spec
+
+_DATA_SET_NAMES = {"cifar10": "CIFAR-10 (JPEG test set)", "fashion_mnist": "Fashion-MNIST (10,000 test images)"}
+AUGMENT = {"crop_padding": 4, "hflip": True}  # the studies' "with augmentation": shifts and mirrors
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str  # row label in tables and plots
+    model: str  # registry name
+    recipe: str = "zoo"  # "zoo" (the registry's recipe) or "study" (the model's study recipe)
+    overrides: dict[str, object] = field(default_factory=dict)  # recipe fields changed on top
+    limit_train: int | None = None  # train on the first N (shuffled) training images
+
+    def resolved_recipe(self) -> Recipe:
+        base = STUDY_RECIPES[self.model] if self.recipe == "study" else get_spec(self.model).recipe
+        recipe = base.replace(**self.overrides)
+        if self.limit_train:
+            # Small sets get more epochs, so every size trains for at least ~300 steps.
+            steps = math.ceil(self.limit_train / recipe.batch_size)
+            recipe = recipe.replace(epochs=max(recipe.epochs, min(1000, math.ceil(300 / steps))))
+        return recipe
+
+    def key(self) -> str:
+        """Folder name: what the run is, readable, plus a hash of everything that defines it."""
+        definition = json.dumps(
+            {"model": self.model, "recipe": self.resolved_recipe().to_dict(), "limit_train": self.limit_train},
+            sort_keys=True,
+        )
+        size = f"-n{self.limit_train}" if self.limit_train else ""
+        return f"{self.recipe}{size}-{hashlib.sha256(definition.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    variants: tuple[Variant, ...]
+    question: str  # what the experiment answers, one line for the docs
+    sizes: bool = False  # variants differ by training-set size: plot accuracy against it
+
+
+def _sizes(model: str, sizes: tuple[int, ...], full: int, **overrides: object) -> tuple[Variant, ...]:
+    return tuple(
+        Variant(f"{n:,}", model, overrides=dict(overrides), limit_train=None if n == full else n) for n in sizes
+    )
+
+
+EXPERIMENTS = {
+    e.name: e
+    for e in (
+        Experiment(
+            "reference",
+            "The studies' networks: their recipe and zoo's",
+            tuple(
+                Variant(f"{name} ({recipe} recipe)", name, recipe)
+                for name in ("ref_keras_cnn", "ref_3block_cnn", "ref_lenet_bn")
+                for recipe in ("study", "zoo")
+            ),
+            "Do the reproduced networks land near the reported figures, and what does zoo's training add?",
+        ),
+        Experiment(
+            "stride-vs-maxpool",
+            "Downsampling: stride-2 convolutions or max-pooling (Keras CNN, study recipe)",
+            (
+                Variant("stride 2", "ref_keras_cnn", "study"),
+                Variant("max-pool", "ref_keras_pool", "study"),
+            ),
+            "Same 37,146 parameters; the study reported about 70% with strides and 74% with max-pooling.",
+        ),
+        Experiment(
+            "relu-vs-silu",
+            "Activation: ReLU or SiLU (LeNet with BN, study recipe with augmentation)",
+            (
+                Variant("ReLU", "ref_lenet_bn", "study", AUGMENT),
+                Variant("SiLU", "ref_lenet_silu", "study", AUGMENT),
+            ),
+            "The study reported 72% with ReLU and 73.2% with SiLU, both with augmentation.",
+        ),
+        Experiment(
+            "augmentation",
+            "Augmentation on or off (LeNet with BN, study recipe)",
+            (
+                Variant("off", "ref_lenet_bn", "study"),
+                Variant("crop ±4 + flip", "ref_lenet_bn", "study", AUGMENT),
+            ),
+            "The study reported about 66% without augmentation and 72% with it.",
+        ),
+        Experiment(
+            "train-size-cifar",
+            "Accuracy vs training-set size, CIFAR-10 (LeNet with BN, zoo recipe)",
+            _sizes("ref_lenet_bn", (10, 100, 1_000, 10_000, 45_000), 45_000),
+            "How accuracy and the train-test gap change from 10 to all 45,000 training images.",
+            sizes=True,
+        ),
+        Experiment(
+            "train-size-fashion-mnist",
+            "Accuracy vs training-set size, Fashion-MNIST (cnn_10k, zoo recipe, 15 epochs at full size)",
+            _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, epochs=15),
+            "How accuracy and the train-test gap change from 10 to all 55,000 training images.",
+            sizes=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    model: str
+    recipe: str
+    train_images: int
+    params: int
+    epochs: int
+    train_accuracy: float  # of the kept weights on its training images, unaugmented (train_accuracy.json)
+    val_accuracy: float  # best epoch
+    test_accuracy: float  # of the best-validation weights
+    train_seconds: float
+    run: str  # folder
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def names() -> list[str]:
+    return list(EXPERIMENTS)
+
+
+def run_experiment(
+    name: str,
+    *,
+    docs_dir: str | os.PathLike[str] = "docs",
+    train: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+) -> list[Row]:
+    """Train the experiment's missing runs (with train=True), then write its table and plot."""
+    if name not in EXPERIMENTS:
+        raise ZooError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}, all")
+    experiment = EXPERIMENTS[name]
+    runs_dir = Path(docs_dir) / "experiments" / "runs"
+    if train:
+        for variant in experiment.variants:
+            _train(variant, runs_dir, data_dir, device)
+    for variant in experiment.variants:
+        _measure_train_accuracy(variant, runs_dir / variant.model / variant.key(), data_dir, device)
+    rows = [_row(v, runs_dir / v.model / v.key()) for v in experiment.variants]
+    finished = [row for row in rows if row is not None]
+    if not finished:
+        raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with train=True")
+    out = Path(docs_dir) / "experiments"
+    atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(markdown(experiment, finished, len(rows))))
+    plot(experiment, finished, out / f"{name}.png")
+    if name == "reference":
+        atomic_write(Path(docs_dir) / "reference.md", lambda tmp: tmp.write_text(reference_table(finished)))
+    return finished
+
+
+def _train(variant: Variant, runs_dir: Path, data_dir, device) -> None:
+    from zoo.api import train
+
+    run_dir = runs_dir / variant.model / variant.key()
+    if (run_dir / "report.json").is_file():
+        return
+    recipe = variant.resolved_recipe()
+    if (run_dir / "last.safetensors").is_file():
+        train(variant.model, resume=run_dir, data_dir=data_dir, device=device)
+        return
+    train(
+        variant.model, out=run_dir, data_dir=data_dir, device=device, limit_train=variant.limit_train,
+        **recipe.to_dict(),
+    )  # fmt: skip
+
+
+TRAIN_EVAL = "train_accuracy.json"
+
+
+def _measure_train_accuracy(variant: Variant, run_dir: Path, data_dir, device) -> None:
+    """Accuracy of the kept (best-validation) weights on the very images they trained on, unaugmented,
+    measured as zoo measures test accuracy; written once beside the run's report (the checkpoint itself is
+    not committed, the figure is). The running accuracy of the last epoch's augmented batches is no
+    train accuracy for such a comparison: augmentation and dropout lower it below the test figure."""
+    from zoo.data import load_dataset, train_val_split
+    from zoo.loading import load_model
+    from zoo.preprocess import predict_logits
+    from zoo.training.engine import resolve_device
+
+    target, checkpoint = run_dir / TRAIN_EVAL, run_dir / "best.safetensors"
+    if target.is_file() or not checkpoint.is_file() or not (run_dir / "report.json").is_file():
+        return
+    recipe = Recipe(**json.loads((run_dir / "config.json").read_text())["recipe"])
+    loaded = load_model(weights=checkpoint)
+    train, _ = train_val_split(load_dataset(loaded.spec.dataset, data_dir).train, recipe.val_size, recipe.split_seed)
+    if variant.limit_train:
+        train = train.subset(torch.arange(min(variant.limit_train, len(train))))
+    resolved = resolve_device(device)
+    logits = predict_logits(loaded.model.to(resolved), train.images, loaded.spec.preprocessing, device=resolved)
+    accuracy = (logits.argmax(1) == train.labels).float().mean().item()
+    document = {"train_accuracy": accuracy, "images": len(train), "weights": "best.safetensors", "augmentation": "none"}
+    atomic_write(target, lambda tmp: tmp.write_text(json.dumps(document, indent=2) + "\n"))
+
+
+def _row(variant: Variant, run_dir: Path) -> Row | None:
+    report_path = run_dir / "report.json"
+    if not report_path.is_file():
+        return None
+    report = json.loads(report_path.read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    measured = run_dir / TRAIN_EVAL
+    if measured.is_file():
+        train_accuracy = json.loads(measured.read_text())["train_accuracy"]
+    else:  # the checkpoint is gone (a fresh clone): the record is all there is
+        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        train_accuracy = metrics[-1]["train_accuracy"]
+    return Row(
+        label=variant.label, model=variant.model, recipe=variant.recipe, train_images=config["train_images"],
+        params=report["params"], epochs=report["epochs"], train_accuracy=train_accuracy,
+        val_accuracy=report["val_accuracy"], test_accuracy=report["test_accuracy"],
+        train_seconds=report["train_seconds"], run=str(run_dir),
+    )  # fmt: skip
+
+
+def markdown(experiment: Experiment, rows: list[Row], planned: int) -> str:
+    lines = [
+        f"# {experiment.title}",
+        "",
+        experiment.question,
+        "",
+        f"Regenerate: `zoo experiment {experiment.name} --train` (finished runs are reused). "
+        f"Test accuracy on {_DATA_SET_NAMES[get_spec(rows[0].model).dataset]}, of the best-validation epoch; "
+        "train accuracy is that of the same weights on the images they trained on, unaugmented. One seed per row.",
+        "",
+        "| variant | model | recipe | train images | epochs | train acc. | val acc. | test acc. | train time |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.label} | `{r.model}` | {r.recipe} | {r.train_images:,} | {r.epochs} | {r.train_accuracy:.1%} | "
+            f"{r.val_accuracy:.1%} | **{r.test_accuracy:.1%}** | {r.train_seconds:.0f} s |"
+        )
+    if len(rows) < planned:
+        lines += ["", f"{planned - len(rows)} of {planned} runs have not been trained yet."]
+    hardware = _hardware(rows)
+    lines += ["", f"Hardware: {hardware}.", "", f"![{experiment.title}]({experiment.name}.png)", ""]
+    return "\n".join(lines)
+
+
+def reference_table(rows: list[Row]) -> str:
+    """README's table: study network, parameters, reported, reproduced (study recipe), with zoo's recipe."""
+    by_model: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        by_model.setdefault(row.model, {})[row.recipe] = row
+    lines = [
+        "| study network | `zoo` name | params | reported | reproduced (study recipe) | zoo's recipe |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for model, recipes in by_model.items():
+        ref = REFERENCE_MODELS[model]
+        study, ours = recipes.get("study"), recipes.get("zoo")
+        lines.append(
+            f"| {ref.description} | `{model}` | {ref.params:,} | {ref.reported} | "
+            f"{f'{study.test_accuracy:.1%}' if study else '—'} | {f'{ours.test_accuracy:.1%}' if ours else '—'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _hardware(rows: list[Row]) -> str:
+    config = json.loads((Path(rows[0].run) / "config.json").read_text())
+    return str(config.get("hardware", config.get("device", "unknown")))
+
+
+def plot(experiment: Experiment, rows: list[Row], path: Path) -> None:
+    from zoo.insight import _pyplot, _save
+
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.5, 4.2))
+    if experiment.sizes:
+        sizes = [r.train_images for r in rows]
+        axes.plot(sizes, [100 * r.train_accuracy for r in rows], "o--", label="train (its own training images)")
+        axes.plot(sizes, [100 * r.test_accuracy for r in rows], "o-", label="test")
+        axes.set_xscale("log")
+        axes.set(xlabel="training images", ylabel="accuracy (%)")
+        axes.set_ylim(max(0.0, 100 * min(r.test_accuracy for r in rows) - 8), 103)  # room for the labels
+        axes.legend()
+        for r in rows:
+            axes.annotate(f"{r.test_accuracy:.1%}", (r.train_images, 100 * r.test_accuracy), textcoords="offset points",
+                          xytext=(0, -13), ha="center", fontsize=7)  # fmt: skip
+    else:
+        labels = [r.label.replace(" (", "\n(") for r in rows]
+        positions = range(len(rows))
+        width = 0.38
+        axes.bar(
+            [p - width / 2 for p in positions],
+            [100 * r.train_accuracy for r in rows],
+            width,
+            label="train",
+            color="tab:gray",
+        )
+        bars = axes.bar(
+            [p + width / 2 for p in positions],
+            [100 * r.test_accuracy for r in rows],
+            width,
+            label="test",
+            color="tab:blue",
+        )
+        axes.bar_label(bars, labels=[f"{r.test_accuracy:.1%}" for r in rows], fontsize=7, padding=2)
+        axes.set_xticks(list(positions), labels, fontsize=7)
+        axes.set_ylabel("accuracy (%)")
+        low = min(100 * min(r.test_accuracy, r.train_accuracy) for r in rows)
+        axes.set_ylim(max(0, low - 10), 100)
+        axes.legend(loc="upper left", fontsize=8)
+    axes.grid(alpha=0.3, axis="y")
+    axes.set_title(experiment.title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
