@@ -164,9 +164,7 @@ def _train(
     data = load_dataset(spec.dataset, data_dir)
     if main:
         dist.barrier()
-    train, val = train_val_split(data.train, recipe.val_size, recipe.split_seed)
-    if limit_train:
-        train = train.subset(torch.arange(min(limit_train, len(train))))
+    train, val = train_val_split(data.train, recipe.val_size, recipe.split_seed, limit_train)
     train_images, train_labels = train.images.to(device), train.labels.to(device)
     # Every rank holds the whole (uint8) training set and takes its share of each global batch; an epoch
     # drops the few images beyond a multiple of the world size so that all ranks take equal steps.

@@ -36,6 +36,12 @@ DataDir = Annotated[
 Device = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: auto).")]
 
 
+def _need_model(name: str | None, weights: Path | None) -> None:
+    """Commands that take a model name or a checkpoint (which names its model) need one of them."""
+    if name is None and weights is None:
+        raise ZooError("name a model, or give --weights FILE")
+
+
 def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
@@ -161,8 +167,7 @@ def eval_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Test accuracy, per-class accuracy and confusion matrix."""
-    if name is None and weights is None:
-        raise ZooError("name a model, or give --weights FILE")
+    _need_model(name, weights)
     result = zoo.evaluate(name, weights=weights, data_dir=data_dir, device=device, batch_size=batch_size)
     if as_json:
         return emit_json(result.to_dict())
@@ -277,8 +282,7 @@ def export_command(
     """Export to ONNX, validated against PyTorch on real test images before the file is written."""
     from zoo.export import export_onnx
 
-    if name is None and weights is None:
-        raise ZooError("name a model, or give --weights FILE")
+    _need_model(name, weights)
     result = export_onnx(
         name, weights=weights, out=out_path, opset=opset, batch=batch, fp16=fp16, int8=int8, random_init=random_init,
         data_dir=data_dir, validate_images=validate_images, test_images=test_images,
@@ -469,8 +473,7 @@ def plot_confusion_command(
     """Normalised confusion matrix on the test set; lists the most confused pairs."""
     from zoo.insight import plot_confusion
 
-    if name is None and weights is None:
-        raise ZooError("name a model, or give --weights FILE")
+    _need_model(name, weights)
     plot = plot_confusion(name, weights=weights, data_dir=data_dir, out=out_path)
     if not as_json:
         out.print(f"[bold]{plot.model}[/]: test accuracy {plot.facts['accuracy']:.2%}; most confused pairs:")
@@ -493,8 +496,7 @@ def plot_errors_command(
     """The most confidently misclassified test images, with true and predicted class."""
     from zoo.insight import plot_errors
 
-    if name is None and weights is None:
-        raise ZooError("name a model, or give --weights FILE")
+    _need_model(name, weights)
     plot = plot_errors(name, weights=weights, data_dir=data_dir, out=out_path, count=count)
     if not as_json:
         out.print(f"[bold]{plot.model}[/]: {plot.facts['errors']:,} errors on {plot.facts['images']:,} test images")
@@ -508,8 +510,7 @@ def plot_filters_command(
     """The first convolution's kernels as a grid (RGB for CIFAR-10 models)."""
     from zoo.insight import plot_filters
 
-    if name is None and weights is None:
-        raise ZooError("name a model, or give --weights FILE")
+    _need_model(name, weights)
     _report_plot(plot_filters(name, weights=weights, out=out_path), as_json)
 
 

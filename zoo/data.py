@@ -97,12 +97,14 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     )
 
 
-def train_val_split(train: Split, val_size: int, seed: int) -> tuple[Split, Split]:
-    """Hold a seeded random `val_size` images out of the training set for model selection."""
+def train_val_split(train: Split, val_size: int, seed: int, limit_train: int | None = None) -> tuple[Split, Split]:
+    """Hold a seeded random `val_size` images out of the training set for model selection; `limit_train`
+    keeps only the first N (shuffled) training images, as `zoo train --limit-train N` trains on."""
     if val_size >= len(train):
         raise ZooError(f"val_size {val_size} leaves no training images (the set has {len(train)})")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    return train.subset(order[val_size:]), train.subset(order[:val_size])
+    kept = order[val_size:][:limit_train] if limit_train else order[val_size:]
+    return train.subset(kept), train.subset(order[:val_size])
 
 
 # --- finding the files -------------------------------------------------------------------------

@@ -20,8 +20,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from zoo.errors import ZooError
 from zoo.files import atomic_write
 from zoo.models.reference import REFERENCE_MODELS, STUDY_RECIPES
@@ -48,6 +46,9 @@ class Variant:
             steps = math.ceil(self.limit_train / recipe.batch_size)
             recipe = recipe.replace(epochs=max(recipe.epochs, min(1000, math.ceil(300 / steps))))
         return recipe
+
+    def run_dir(self, runs_dir: Path) -> Path:
+        return runs_dir / self.model / self.key()
 
     def key(self) -> str:
         """Folder name: what the run is, readable, plus a hash of everything that defines it."""
@@ -167,12 +168,13 @@ def run_experiment(
         raise ZooError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}, all")
     experiment = EXPERIMENTS[name]
     runs_dir = Path(docs_dir) / "experiments" / "runs"
-    if train:
-        for variant in experiment.variants:
-            _train(variant, runs_dir, data_dir, device)
+    rows = []
     for variant in experiment.variants:
-        _measure_train_accuracy(variant, runs_dir / variant.model / variant.key(), data_dir, device)
-    rows = [_row(v, runs_dir / v.model / v.key()) for v in experiment.variants]
+        run_dir = variant.run_dir(runs_dir)
+        if train:
+            _train(variant, run_dir, data_dir, device)
+        _measure_train_accuracy(variant, run_dir, data_dir, device)
+        rows.append(_row(variant, run_dir))
     finished = [row for row in rows if row is not None]
     if not finished:
         raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with train=True")
@@ -184,19 +186,18 @@ def run_experiment(
     return finished
 
 
-def _train(variant: Variant, runs_dir: Path, data_dir, device) -> None:
+def _train(variant: Variant, run_dir: Path, data_dir, device) -> None:
+    """Train the variant's run unless it finished; an interrupted one is resumed."""
     from zoo.api import train
 
-    run_dir = runs_dir / variant.model / variant.key()
     if (run_dir / "report.json").is_file():
         return
-    recipe = variant.resolved_recipe()
     if (run_dir / "last.safetensors").is_file():
         train(variant.model, resume=run_dir, data_dir=data_dir, device=device)
         return
     train(
         variant.model, out=run_dir, data_dir=data_dir, device=device, limit_train=variant.limit_train,
-        **recipe.to_dict(),
+        **variant.resolved_recipe().to_dict(),
     )  # fmt: skip
 
 
@@ -218,9 +219,8 @@ def _measure_train_accuracy(variant: Variant, run_dir: Path, data_dir, device) -
         return
     recipe = Recipe(**json.loads((run_dir / "config.json").read_text())["recipe"])
     loaded = load_model(weights=checkpoint)
-    train, _ = train_val_split(load_dataset(loaded.spec.dataset, data_dir).train, recipe.val_size, recipe.split_seed)
-    if variant.limit_train:
-        train = train.subset(torch.arange(min(variant.limit_train, len(train))))
+    data = load_dataset(loaded.spec.dataset, data_dir)
+    train, _ = train_val_split(data.train, recipe.val_size, recipe.split_seed, variant.limit_train)
     resolved = resolve_device(device)
     logits = predict_logits(loaded.model.to(resolved), train.images, loaded.spec.preprocessing, device=resolved)
     accuracy = (logits.argmax(1) == train.labels).float().mean().item()

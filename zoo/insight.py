@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zoo.api import evaluate
 from zoo.data import load_dataset
 from zoo.errors import ZooError
 from zoo.files import atomic_write
@@ -130,12 +131,6 @@ def _run_labels(runs: list[dict]) -> list[str]:
 # --- confusion and errors ------------------------------------------------------------------------------
 
 
-def _test_logits(loaded: LoadedModel, data_dir: PathLike | None):
-    test = load_dataset(loaded.spec.dataset, data_dir).test
-    logits = predict_logits(loaded.model, test.images, loaded.spec.preprocessing)
-    return test, logits
-
-
 def plot_confusion(
     name: str | None = None,
     *,
@@ -146,10 +141,9 @@ def plot_confusion(
     """Row-normalised test confusion matrix with class names; facts list the most confused pairs."""
     loaded = load_model(name, weights=weights)
     spec = loaded.spec
-    test, logits = _test_logits(loaded, data_dir)
-    predicted = logits.argmax(1)
+    evaluation = evaluate(loaded.model, data_dir=data_dir)  # the matrix `zoo eval` prints
     k = spec.num_classes
-    counts = torch.bincount(test.labels * k + predicted, minlength=k * k).view(k, k)
+    counts = torch.tensor(evaluation.confusion_matrix)
     rates = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7.6, 6.4))
@@ -171,8 +165,10 @@ def plot_confusion(
     axes.set_xticks(range(k), spec.classes, rotation=40, ha="right", fontsize=8)
     axes.set_yticks(range(k), spec.classes, fontsize=8)
     axes.set(xlabel="predicted class", ylabel="true class")
-    accuracy = (predicted == test.labels).float().mean().item()
-    axes.set_title(f"{spec.name}: confusion on {len(test):,} test images (accuracy {accuracy:.2%})", fontsize=10)
+    accuracy = evaluation.accuracy
+    axes.set_title(
+        f"{spec.name}: confusion on {evaluation.images:,} test images (accuracy {accuracy:.2%})", fontsize=10
+    )
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="% of the true class")
     pairs = [
         {
@@ -186,7 +182,12 @@ def plot_confusion(
         if i != j and counts[i, j] > 0
     ]
     pairs.sort(key=lambda p: -p["count"])
-    facts = {"accuracy": accuracy, "images": len(test), "weights": loaded.weights.label, "confused_pairs": pairs[:5]}
+    facts = {
+        "accuracy": accuracy,
+        "images": evaluation.images,
+        "weights": loaded.weights.label,
+        "confused_pairs": pairs[:5],
+    }
     return Plot("confusion", _save(figure, out or f"{spec.name}-confusion.png"), spec.name, facts)
 
 
@@ -203,8 +204,8 @@ def plot_errors(
         raise ZooError(f"count must be at least 1, got {count}")
     loaded = load_model(name, weights=weights)
     spec = loaded.spec
-    test, logits = _test_logits(loaded, data_dir)
-    probabilities = logits.softmax(1)
+    test = load_dataset(spec.dataset, data_dir).test
+    probabilities = predict_logits(loaded.model, test.images, spec.preprocessing).softmax(1)
     confidence, predicted = probabilities.max(1)
     wrong = (predicted != test.labels).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:count]
@@ -215,7 +216,7 @@ def plot_errors(
     for axes in grid.flat:
         axes.axis("off")
     for axes, index in zip(grid.flat, worst.tolist(), strict=False):
-        _show(axes, test.images[index], spec)
+        _show(axes, test.images[index])
         true, guess = spec.classes[test.labels[index]], spec.classes[predicted[index]]
         axes.set_title(f"true {true}\npred {guess} {confidence[index]:.0%}", fontsize=7, color="firebrick")
     figure.suptitle(
@@ -236,7 +237,7 @@ def plot_errors(
     return Plot("errors", _save(figure, out or f"{spec.name}-errors.png"), spec.name, facts)
 
 
-def _show(axes, image: torch.Tensor, spec: ModelSpec) -> None:
+def _show(axes, image: torch.Tensor) -> None:
     """A uint8 [C, H, W] image as the data set stores it."""
     if image.shape[0] == 1:
         axes.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
@@ -371,12 +372,7 @@ def _show_input(axes, x: torch.Tensor, spec: ModelSpec) -> None:
     """A normalised model input [C, H, W] drawn back as the picture it encodes."""
     mean = torch.tensor(spec.preprocessing.mean).view(-1, 1, 1)
     std = torch.tensor(spec.preprocessing.std).view(-1, 1, 1)
-    pixels = (x.detach() * std + mean).clamp(0, 1)
-    if pixels.shape[0] == 1:
-        axes.imshow(pixels[0].numpy(), cmap="gray", vmin=0, vmax=1)
-    else:
-        axes.imshow(pixels.permute(1, 2, 0).numpy())
-    axes.axis("off")
+    _show(axes, ((x.detach() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8))
 
 
 def plot_saliency(
