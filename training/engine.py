@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +62,7 @@ class TrainResult:
     best_checkpoint: str  # path of best.safetensors
     best_epoch: int  # epoch whose weights were kept
     val_accuracy: float  # of the kept weights, fraction
-    test_accuracy: float  # of the kept weights, fraction, measured once
+    test_accuracy: float | None  # of the kept weights, fraction, measured once (None: not measured)
     epochs: int  # epochs trained in total
     train_seconds: float  # wall time spent in training epochs (this process)
     images_per_second: float  # training throughput, all processes together
@@ -102,8 +102,14 @@ def train_model(
     resume: str | os.PathLike[str] | None = None,
     limit_train: int | None = None,
     progress: bool = True,
+    on_epoch: Callable[[dict[str, object]], None] | None = None,
+    measure_test: bool = True,
 ) -> TrainResult:
     """Train `spec`'s model with `recipe`; return where the run went and how well it did.
+
+    `on_epoch` is called with each epoch's metrics record once it is saved (a tuner reports it; a scheduler
+    such as ASHA may end the run there). `measure_test=False` leaves the test set untouched, as a
+    hyper-parameter search must: the report's test_accuracy is then None.
 
     Started by `torchrun --nproc_per_node=N`, every process runs this with the same arguments and they
     train one model together with DistributedDataParallel (see README, "Multi-GPU training").
@@ -112,7 +118,9 @@ def train_model(
     dist, device = distributed.setup(resolve_device(device))
     try:
         with _tf32_allowed(device.type == "cuda"):
-            return _train(spec, recipe, dist, data_dir, out, device, resume, limit_train, progress)
+            return _train(
+                spec, recipe, dist, data_dir, out, device, resume, limit_train, progress, on_epoch, measure_test
+            )
     finally:
         dist.close()
 
@@ -139,6 +147,8 @@ def _train(
     resume: str | os.PathLike[str] | None,
     limit_train: int | None,
     progress: bool,
+    on_epoch: Callable[[dict[str, object]], None] | None,
+    measure_test: bool,
 ) -> TrainResult:
     world, rank, main = dist.world_size, dist.rank, dist.is_main
     if recipe.batch_size % world:
@@ -330,14 +340,16 @@ def _train(
                         save_checkpoint(run_dir / "best.safetensors", evaluated.state_dict(), meta)
                 if main:
                     save_last(epoch)
+                    if on_epoch is not None:
+                        on_epoch(record)
         except KeyboardInterrupt:
             raise TrainingInterrupted(
                 f"interrupted; the last finished epoch is saved in {run_dir}, from which the run can be resumed"
             ) from None
 
     # The test set is touched once, with the weights that validation chose, by rank 0.
-    test_accuracy = float("nan")
-    if main:
+    test_accuracy: float | None = float("nan") if measure_test else None
+    if main and measure_test:
         tensors, meta = read_checkpoint(run_dir / "best.safetensors")
         model.load_state_dict(tensors)
         test_accuracy, _ = _accuracy(model, data.test, spec, device)

@@ -192,6 +192,9 @@ def study_command(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds to train with --train.")] = "0,1,2",
     jobs: Annotated[int, typer.Option(help="Runs trained at once with --train (a GPU fits many small ones).")] = 1,
     ship: Annotated[bool, typer.Option("--ship", help="Copy each model's best-validation run into weights/.")] = False,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Train with a recipe field overridden (e.g. a zoo tune winner).")
+    ] = None,
     device: Device = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
@@ -207,6 +210,10 @@ def study_command(
         raise ZooError(f"--jobs must be at least 1, got {jobs}")
     # The data set is read to train and to validate the ONNX files that --ship exports.
     options = {"device": device, "data_dir": data_dir} if train else {"data_dir": data_dir} if ship else {}
+    if set_:
+        if not train:
+            raise ZooError("--set changes the recipe of runs to train: give --train too")
+        options.update(_parse_overrides(set_))
     studies = run_study(
         patterns, runs_dir=runs_dir, docs_dir=docs_dir, seeds=seed_list, train=train, jobs=jobs, ship_weights=ship,
         **options,
@@ -373,6 +380,64 @@ def serve_command(
     names = [n for item in models or [] for n in item.split(",") if n]
     err.print(f"serving {', '.join(names) or 'every shipped model'} on http://{host}:{port}/ ({workers} worker(s))")
     serve(names or None, host=host, port=port, workers=workers)
+
+
+@app.command("tune")
+def tune_command(
+    name: str,
+    samples: Annotated[int, typer.Option(help="Trials to sample from the search space.")] = 8,
+    space: Annotated[
+        Path | None, typer.Option(help="JSON search space: {field: {uniform|loguniform|choice|randint: ...}}.")
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="Epochs of every trial's schedule (default: the recipe's).")] = None,
+    scheduler: Annotated[str, typer.Option(help="asha (stops weak trials early) or fifo.")] = "asha",
+    address: Annotated[
+        str | None, typer.Option(help="A running Ray cluster (e.g. ray://head:10001); default: Ray in this process.")
+    ] = None,
+    resources_per_trial: Annotated[str, typer.Option(help="What each trial reserves: cpu=N,gpu=F.")] = "cpu=1,gpu=0",
+    limit_train: Annotated[int | None, typer.Option(help="Train each trial on the first N training images.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of sweeps.")] = Path("runs/tune"),
+    experiment: Annotated[
+        str | None, typer.Option("--name", help="The sweep's name (default: the model's); a rerun resumes it.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the search's sampling.")] = 0,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search recipe fields and widths on Ray Tune, ranked by validation accuracy (never the test set)."""
+    from zoo.tune import tune_model
+
+    result = tune_model(
+        name, samples=samples, space=space, max_epochs=max_epochs, scheduler=scheduler, address=address,
+        resources=resources_per_trial, data_dir=data_dir, limit_train=limit_train, out=out_dir,
+        experiment=experiment, seed=seed,
+    )  # fmt: skip
+    if as_json:
+        return emit_json(result.to_dict())
+    keys = sorted({k for t in result.trials for k in t.settings if len({str(u.settings.get(k)) for u in result.trials}) > 1})
+    short = {"lr": "lr", "weight_decay": "wd", "dropout": "drop", "label_smoothing": "ls", "teacher": "teacher",
+             "distill_weight": "dw", "distill_temperature": "T", "crop_padding": "crop", "widths": "widths"}  # fmt: skip
+    table = compact_table("#", "trial", "val.", "epochs", *(short.get(k, k) for k in keys),
+                          title=f"{name}: {len(result.trials)} trials, ranked by validation accuracy", left=("trial",))  # fmt: skip
+    for rank, trial in enumerate(result.trials[:20], 1):
+        cells = [_setting(trial.settings.get(k)) for k in keys]
+        table.add_row(str(rank), trial.trial_id[-5:], f"{trial.val_accuracy:.2%}", f"{trial.epochs_run}/{result.epochs}", *cells)
+    out.print(table)
+    if len(result.trials) > 20:
+        out.print(f"({len(result.trials) - 20} more in --json)")
+    if result.plot:
+        out.print(f"plot: {result.plot}")
+    if result.architecture:
+        out.print(f"registry change: widths={tuple(result.architecture)}")
+    out.print(f"confirm on three seeds: {result.confirm_command()}")
+
+
+def _setting(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple):
+        return "-".join(map(str, value))
+    return "—" if value in ("", None) else str(value)
 
 
 def _int_list(text: str | None, what: str) -> list[int] | None:

@@ -1,0 +1,117 @@
+"""zoo tune: a real Ray Tune sweep (embedded Ray, 2 CPUs) over real Fashion-MNIST runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from zoo.errors import ZooError
+from zoo.registry import get_spec
+
+ray = pytest.importorskip("ray", reason="zoo tune needs the [tune] extra (Ray Tune)")
+
+from zoo.tune import budget_check, load_space, parse_resources, tune_model, with_widths  # noqa: E402
+
+# 60-60 (51,530 parameters) is over fcn_50k's budget and must never train; 54-54-54 is the registry's.
+SPACE = {
+    "lr": {"loguniform": [0.03, 0.3]},
+    "distill_weight": 0.0,
+    "widths": {"choice": [[54, 54, 54], [60, 60], [52, 52, 52, 52]]},
+}
+
+
+def test_a_real_sweep_ranks_ordinary_runs_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    options = dict(samples=4, space=SPACE, max_epochs=3, limit_train=2000, data_dir=data_dir, out=tmp_path, seed=1)
+    result = tune_model("fcn_50k", **options)
+
+    assert len(result.trials) == 4
+    scores = [t.val_accuracy for t in result.trials]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] > 0.5  # 3 epochs on 2,000 images: far above chance (0.1)
+    for trial in result.trials:
+        run = Path(trial.run_dir)
+        # An ordinary run folder: the engine's config, per-epoch metrics and a resumable checkpoint.
+        assert {"config.json", "metrics.jsonl", "last.safetensors", "best.safetensors"} <= {p.name for p in run.iterdir()}
+        config = json.loads((run / "config.json").read_text())
+        assert config["train_images"] == 2000 and config["recipe"]["epochs"] == 3
+        assert config["recipe"]["lr"] == pytest.approx(trial.settings["lr"])
+        assert trial.settings["widths"] != [60, 60]  # filtered out before any trial was sampled
+        assert 45_000 <= trial.params <= 50_000
+        assert 1 <= trial.epochs_run <= 3
+        if (run / "report.json").is_file():  # trained to the end: the test set was never looked at
+            assert json.loads((run / "report.json").read_text())["test_accuracy"] is None
+    assert any(t.epochs_run == 3 for t in result.trials)
+
+    best = result.best
+    assert result.overrides["lr"] == pytest.approx(best.settings["lr"], rel=1e-2)
+    assert result.overrides["epochs"] == 3 and result.overrides["distill_weight"] == 0.0
+    get_spec("fcn_50k").recipe.replace(**result.overrides)  # the --set line is a valid recipe
+    assert all(f"--set {k}={v}" in result.confirm_command() for k, v in result.overrides.items())
+    assert result.architecture == (None if best.settings["widths"] == [54, 54, 54] else best.settings["widths"])
+    assert Path(result.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Run again: Ray Tune restores the finished sweep, and no trial trains again.
+    lines = {t.trial_id: (Path(t.run_dir) / "metrics.jsonl").read_text() for t in result.trials}
+    again = tune_model("fcn_50k", **options)
+    assert [t.trial_id for t in again.trials] == [t.trial_id for t in result.trials]
+    assert {t.trial_id: (Path(t.run_dir) / "metrics.jsonl").read_text() for t in again.trials} == lines
+    # The same sweep name with other settings is refused rather than silently resumed.
+    with pytest.raises(ZooError, match="other settings"):
+        tune_model("fcn_50k", **{**options, "samples": 5})
+
+
+def test_candidates_are_held_to_the_budget() -> None:
+    spec = get_spec("cnn_10k")
+    assert budget_check(with_widths(spec, [8, 12, 16, 20, 20])) == spec.params
+    with pytest.raises(ZooError, match="outside cnn_10k's range"):
+        budget_check(with_widths(spec, [16, 24, 32, 32, 32]))
+    with pytest.raises(ZooError, match="5 convolutions"):
+        with_widths(spec, [8, 16])
+    with pytest.raises(ZooError, match="takes no widths"):
+        with_widths(get_spec("cifar_cnn_best"), [64, 128, 256])
+    with pytest.raises(ZooError, match="none of the widths candidates fits"):
+        load_space({"widths": {"choice": [[300, 300]]}}, get_spec("fcn_50k"))
+    assert load_space(SPACE, get_spec("fcn_50k"))["widths"] == {"choice": [[54, 54, 54], [52, 52, 52, 52]]}
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"learning_rate": 0.1}, "unknown search-space key 'learning_rate'"),
+        ({"seed": {"choice": [0, 1]}}, "seed is fixed"),
+        ({"epochs": {"choice": [10, 20]}}, "--max-epochs"),
+        ({"lr": {"gaussian": [0.1, 0.01]}}, "expected one of uniform, loguniform, choice, randint"),
+    ],
+)
+def test_bad_search_spaces_are_one_line_errors(space: dict, message: str) -> None:
+    with pytest.raises(ZooError, match=message):
+        load_space(space, get_spec("fcn_50k"))
+
+
+def test_resources_per_trial() -> None:
+    assert parse_resources("cpu=1,gpu=0.25") == {"cpu": 1.0, "gpu": 0.25}
+    assert parse_resources("gpu=0.5") == {"cpu": 1.0, "gpu": 0.5}
+    for bad in ("cpu=two", "tpu=1", "cpu=0", "cpu"):
+        with pytest.raises(ZooError, match="cpu"):
+            parse_resources(bad)
+
+
+def test_cli_errors_and_the_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from zoo.cli import main
+
+    space = tmp_path / "space.json"
+    space.write_text("{not json")
+    assert main(["tune", "fcn_50k", "--space", str(space)]) != 0
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "is not a JSON search space" in error and "\n" not in error
+    assert main(["tune", "fcn_50k", "--space", str(tmp_path / "missing.json")]) != 0
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "not found" in error and "\n" not in error
+    assert main(["study", "fcn_50k", "--set", "lr=0.05"]) != 0
+    assert "--train" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the [tune] extra were not installed
+    assert main(["tune", "fcn_50k"]) != 0
+    assert 'pip install -e ".[tune]"' in capsys.readouterr().err
