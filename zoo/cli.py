@@ -401,17 +401,25 @@ def tune_command(
         str | None, typer.Option("--name", help="The sweep's name (default: the model's); a rerun resumes it.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the search's sampling.")] = 0,
+    docs_dir: Annotated[
+        Path | None, typer.Option(help="Also write NAME.md (ranked table), NAME.png and the trials' records here.")
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search recipe fields and widths on Ray Tune, ranked by validation accuracy (never the test set)."""
-    from zoo.tune import tune_model
+    from zoo.tune import format_setting, publish, tune_model
 
     result = tune_model(
         name, samples=samples, space=space, max_epochs=max_epochs, scheduler=scheduler, address=address,
         resources=resources_per_trial, data_dir=data_dir, limit_train=limit_train, out=out_dir,
         experiment=experiment, seed=seed,
     )  # fmt: skip
+    if docs_dir:
+        extra = {"--space": space, "--scheduler": scheduler if scheduler != "asha" else None,
+                 "--limit-train": limit_train, "--seed": seed or None, "--name": experiment}  # fmt: skip
+        flags = "".join(f" {flag} {value}" for flag, value in extra.items() if value is not None)
+        publish(result, docs_dir, f"zoo tune {name} --samples {samples} --max-epochs {result.epochs}{flags}")
     if as_json:
         return emit_json(result.to_dict())
     keys = sorted({k for t in result.trials for k in t.settings if len({str(u.settings.get(k)) for u in result.trials}) > 1})
@@ -420,7 +428,7 @@ def tune_command(
     table = compact_table("#", "trial", "val.", "epochs", *(short.get(k, k) for k in keys),
                           title=f"{name}: {len(result.trials)} trials, ranked by validation accuracy", left=("trial",))  # fmt: skip
     for rank, trial in enumerate(result.trials[:20], 1):
-        cells = [_setting(trial.settings.get(k)) for k in keys]
+        cells = [format_setting(trial.settings.get(k)) for k in keys]
         table.add_row(str(rank), trial.trial_id[-5:], f"{trial.val_accuracy:.2%}", f"{trial.epochs_run}/{result.epochs}", *cells)
     out.print(table)
     if len(result.trials) > 20:
@@ -429,15 +437,7 @@ def tune_command(
         out.print(f"plot: {result.plot}")
     if result.architecture:
         out.print(f"registry change: widths={tuple(result.architecture)}")
-    out.print(f"confirm on three seeds: {result.confirm_command()}")
-
-
-def _setting(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, list | tuple):
-        return "-".join(map(str, value))
-    return "—" if value in ("", None) else str(value)
+    out.print(f"confirm on three seeds: {result.confirm_command()}", soft_wrap=True)  # one line, to copy whole
 
 
 def _int_list(text: str | None, what: str) -> list[int] | None:
