@@ -63,6 +63,7 @@ class Trial:
     epochs_run: int  # epochs trained before it finished or ASHA stopped it
     params: int  # parameters of the trained architecture
     run_dir: str  # the ordinary run folder
+    completed: bool = True  # trained the whole schedule (False: stopped early by ASHA, or still running)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class TuneResult:
     model: str
     experiment: str  # the sweep's folder: Ray Tune's state and the trials' run folders
     epochs: int  # the schedule every trial was given (ASHA may stop one earlier)
-    trials: list[Trial]  # ranked, best validation accuracy first
+    trials: list[Trial]  # ranked: trials that trained the whole schedule first, each group by validation accuracy
     overrides: dict[str, object]  # the winner's recipe fields that differ from the registry's recipe
     architecture: list[int] | None  # the winner's widths, where they were searched and differ
     plot: str | None  # PNG of the search, when matplotlib is installed
@@ -351,7 +352,7 @@ def tune_model(
 
 
 def collect_trials(runs_dir: Path) -> list[Trial]:
-    """Every trial's record from its ordinary run folder, best validation accuracy first."""
+    """Every trial's record from its ordinary run folder, ranked (see TuneResult.trials)."""
     from zoo.summary import count_params
 
     trials = []
@@ -365,9 +366,12 @@ def collect_trials(runs_dir: Path) -> list[Trial]:
         trial = json.loads(trial_file.read_text())
         config = json.loads((folder / "config.json").read_text())
         params = config.get("params") or count_params(get_spec(trial["model"]).builder())
+        completed = len(records) >= config["recipe"]["epochs"]
         trials.append(Trial(folder.name, trial["settings"], best["val_accuracy"], best["epoch"], len(records),
-                            params, str(folder)))  # fmt: skip
-    return sorted(trials, key=lambda t: -t.val_accuracy)
+                            params, str(folder), completed))  # fmt: skip
+    # A stopped trial's best epoch came while its learning rate was still high: not comparable with a
+    # finished schedule, however good it looked, so finished trials rank first and the winner is one of them.
+    return sorted(trials, key=lambda t: (not t.completed, -t.val_accuracy))
 
 
 def _result(spec: ModelSpec, experiment: str, epochs: int, trials: list[Trial], space: dict) -> TuneResult:
@@ -447,28 +451,30 @@ def plot_search(result: TuneResult, path: Path) -> bool:
         import matplotlib.ticker
     except ImportError:
         return False
-    numeric = sorted({k for t in result.trials for k, v in t.settings.items() if isinstance(v, int | float)
-                      and not isinstance(v, bool) and len({tt.settings.get(k) for tt in result.trials}) > 1})  # fmt: skip
+    varied = {k for t in result.trials for k, v in t.settings.items() if isinstance(v, int | float)
+              and not isinstance(v, bool) and len({tt.settings.get(k) for tt in result.trials}) > 1}  # fmt: skip
+    first = ("lr", "weight_decay", "ema_decay", "distill_weight")  # the usual suspects, then the rest by name
+    numeric = [k for k in first if k in varied] + sorted(varied - set(first))
     columns = 1 + min(len(numeric), 3)
     figure, axes = plt.subplots(1, columns, figsize=(4.2 * columns, 3.8), dpi=110, squeeze=False)
     curves = axes[0][0]
-    best_score = result.best.val_accuracy
     for rank, trial in enumerate(reversed(result.trials)):
         records = [json.loads(line) for line in (Path(trial.run_dir) / "metrics.jsonl").read_text().splitlines()]
-        is_best = trial.val_accuracy == best_score and rank == len(result.trials) - 1
+        is_best = rank == len(result.trials) - 1
         curves.plot([r["epoch"] for r in records], [100 * r["val_accuracy"] for r in records],
                     color="tab:red" if is_best else "tab:blue", alpha=1.0 if is_best else 0.35,
-                    linewidth=2 if is_best else 1, label="best trial" if is_best else None)  # fmt: skip
+                    linewidth=2 if is_best else 1, label="winner" if is_best else None)  # fmt: skip
     curves.set_xlabel("epoch")
     curves.set_ylabel("validation accuracy (%)")
     top = [100 * t.val_accuracy for t in result.trials]
+    best_score = max(t.val_accuracy for t in result.trials)
     curves.set_ylim(max(min(top) - 1, 100 * best_score - 10), 100 * best_score + 0.6)
     curves.set_title(f"{result.model}: {len(result.trials)} trials, {result.epochs}-epoch schedule", fontsize=9)
     curves.grid(alpha=0.3)
     curves.legend(fontsize=8, loc="lower right")
     for axis, key in zip(axes[0][1:], numeric[:3], strict=False):
         values = [t.settings.get(key) for t in result.trials]
-        full = [t.epochs_run == result.epochs for t in result.trials]
+        full = [t.completed for t in result.trials]
         colours = ["tab:red" if i == 0 else "tab:blue" for i in range(len(values))]
         # Filled: trained the whole schedule; hollow: stopped early by ASHA.
         axis.scatter(values, top, s=22, c=[c if f else "none" for c, f in zip(colours, full, strict=True)],
