@@ -54,6 +54,16 @@ def test_a_real_sweep_ranks_ordinary_runs_and_resumes(data_dir: Path, tmp_path: 
     assert result.architecture == (None if best.settings["widths"] == [54, 54, 54] else best.settings["widths"])
     assert Path(result.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # The ranked table fits an 80-column terminal.
+    from rich.console import Console
+
+    from zoo.cli import tune_table
+
+    console = Console(width=80, record=True)
+    console.print(tune_table(result, 80))
+    text = console.export_text()
+    assert max(map(len, text.splitlines())) <= 80 and "lr" in text and "widths" in text
+
     # Run again: Ray Tune restores the finished sweep, and no trial trains again.
     lines = {t.trial_id: (Path(t.run_dir) / "metrics.jsonl").read_text() for t in result.trials}
     again = tune_model("fcn_50k", **options)

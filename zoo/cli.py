@@ -408,7 +408,7 @@ def tune_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Search recipe fields and widths on Ray Tune, ranked by validation accuracy (never the test set)."""
-    from zoo.tune import format_setting, publish, tune_model
+    from zoo.tune import publish, tune_model
 
     result = tune_model(
         name, samples=samples, space=space, max_epochs=max_epochs, scheduler=scheduler, address=address,
@@ -422,22 +422,42 @@ def tune_command(
         publish(result, docs_dir, f"zoo tune {name} --samples {samples} --max-epochs {result.epochs}{flags}")
     if as_json:
         return emit_json(result.to_dict())
-    keys = sorted({k for t in result.trials for k in t.settings if len({str(u.settings.get(k)) for u in result.trials}) > 1})
-    short = {"lr": "lr", "weight_decay": "wd", "dropout": "drop", "label_smoothing": "ls", "teacher": "teacher",
-             "distill_weight": "dw", "distill_temperature": "T", "crop_padding": "crop", "widths": "widths"}  # fmt: skip
-    table = compact_table("#", "trial", "val.", "epochs", *(short.get(k, k) for k in keys),
-                          title=f"{name}: {len(result.trials)} trials, ranked by validation accuracy", left=("trial",))  # fmt: skip
-    for rank, trial in enumerate(result.trials[:20], 1):
-        cells = [format_setting(trial.settings.get(k)) for k in keys]
-        table.add_row(str(rank), trial.trial_id[-5:], f"{trial.val_accuracy:.2%}", f"{trial.epochs_run}/{result.epochs}", *cells)
-    out.print(table)
+    out.print(tune_table(result, out.width))
     if len(result.trials) > 20:
         out.print(f"({len(result.trials) - 20} more in --json)")
+    if not all(t.completed for t in result.trials):
+        out.print("*: stopped early by ASHA; trials that trained the whole schedule rank first")
     if result.plot:
         out.print(f"plot: {result.plot}")
     if result.architecture:
         out.print(f"registry change: widths={tuple(result.architecture)}")
     out.print(f"confirm on three seeds: {result.confirm_command()}", soft_wrap=True)  # one line, to copy whole
+
+
+TUNE_COLUMNS = {"lr": "lr", "weight_decay": "wd", "dropout": "drop", "label_smoothing": "ls", "teacher": "teacher",
+                "distill_weight": "dw", "distill_temperature": "T", "crop_padding": "crop", "ema_decay": "ema",
+                "widths": "widths"}  # fmt: skip
+
+
+def tune_table(result, width: int) -> Table:
+    """The ranked trials, with as many of the searched settings as fit `width` (all of them: --json)."""
+    from zoo.tune import format_setting
+
+    keys = [k for k in TUNE_COLUMNS if len({str(t.settings.get(k)) for t in result.trials}) > 1]
+    keys += sorted({k for t in result.trials for k in t.settings} - set(TUNE_COLUMNS)
+                   - {k for k in result.trials[0].settings if len({str(t.settings.get(k)) for t in result.trials}) <= 1})  # fmt: skip
+    while True:
+        hidden = [k for k in TUNE_COLUMNS if k not in keys and len({str(t.settings.get(k)) for t in result.trials}) > 1]
+        title = f"{result.model}: {len(result.trials)} trials, ranked by validation accuracy"
+        table = compact_table("#", "val.", "epochs", *(TUNE_COLUMNS.get(k, k) for k in keys),
+                              title=title + (f" ({len(hidden)} more fields in --json)" if hidden else ""))  # fmt: skip
+        for rank, trial in enumerate(result.trials[:20], 1):
+            cells = [format_setting(trial.settings.get(k)) for k in keys]
+            epochs = f"{trial.epochs_run}/{result.epochs}" + ("" if trial.completed else "*")
+            table.add_row(str(rank), f"{trial.val_accuracy:.2%}", epochs, *cells)
+        if not keys or Console(width=10_000).measure(table).maximum <= width:
+            return table
+        keys.pop()
 
 
 def _int_list(text: str | None, what: str) -> list[int] | None:
