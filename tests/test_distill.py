@@ -38,6 +38,22 @@ def test_teacher_logits_match_the_teacher_on_each_view(fashion_mnist, random_che
         torch.testing.assert_close(teacher.logits[:, offset, int(mirrored)], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_teacher_logits_are_computed_once_per_teacher_views_and_images(fashion_mnist, random_checkpoint, monkeypatch):
+    path = random_checkpoint("cnn_10k", seed=2)
+    recipe = zoo.get_spec("fcn_50k").recipe.replace(teacher=f"cnn_10k={path}", distill_weight=0.5, crop_padding=1)
+    images = fashion_mnist.test.images[:8]
+    first = Teacher.load(recipe, zoo.get_spec("fcn_50k"), images, torch.device("cpu"))
+    computed = []
+    original = Teacher._compute
+    monkeypatch.setattr(Teacher, "_compute", lambda *a: computed.append(1) or original(*a))
+    again = Teacher.load(recipe, zoo.get_spec("fcn_50k"), images, torch.device("cpu"))
+    assert torch.equal(first.logits, again.logits) and not computed  # read from the cache
+    other_images = Teacher.load(recipe, zoo.get_spec("fcn_50k"), fashion_mnist.test.images[8:16], torch.device("cpu"))
+    other_views = Teacher.load(recipe.replace(crop_padding=0), zoo.get_spec("fcn_50k"), images, torch.device("cpu"))
+    assert len(computed) == 2 and other_views.logits.shape == (8, 1, 2, 10)
+    assert not torch.equal(other_images.logits, first.logits)
+
+
 def test_student_learns_from_the_teacher_alone(tmp_path, data_dir):
     """distill_weight=1 ignores the labels: the student can only beat chance by matching the shipped
     cnn_50k on the views it was shown, so misaligned teacher logits would leave it near 10%."""

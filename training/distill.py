@@ -5,14 +5,21 @@ the student can be shown: each crop offset ((2 * crop_padding + 1)² of them) an
 then costs a fixed number of passes over the data instead of one forward per student step, which is
 what makes distillation affordable on a CPU: 2 passes with flips only, 18 with crop_padding=1, 50 with
 crop_padding=2. Random erasing has no finite set of views, so the recipe refuses it with a teacher.
+
+The logits are cached on disk (the user cache, keyed by the teacher's weights, the views and the training
+images), so the seeds of a study and the trials of a `zoo tune` sweep compute them once between them.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 import torch.nn.functional as F
 
+from zoo.cache import cache_dir
 from zoo.errors import ZooError
+from zoo.files import atomic_write, sha256_file
 from zoo.loading import load_model
 from zoo.preprocess import predict_logits
 from zoo.recipe import Recipe
@@ -34,17 +41,29 @@ class Teacher:
         spec = get_spec(name)
         if spec.dataset != student.dataset or spec.classes != student.classes:
             raise ZooError(f"teacher {name} is trained on {spec.dataset}, the student on {student.dataset}")
+        padding = recipe.crop_padding
+        weights = sha256_file(path) if path else spec.weights_sha256
+        key = hashlib.sha256(f"{name}:{weights}:{padding}:{tuple(images.shape)}:".encode())
+        key.update(images.contiguous().cpu().numpy().tobytes())
+        cached = cache_dir() / "teacher-logits" / f"{key.hexdigest()[:32]}.pt"
+        if weights and cached.is_file():
+            return cls(torch.load(cached).to(device), recipe.distill_weight, recipe.distill_temperature)
+        logits = cls._compute(name, path, spec, images, padding, device)
+        if weights:  # random-init teachers (no weights hash) are never cached
+            atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
+        return cls(logits, recipe.distill_weight, recipe.distill_temperature)
+
+    @staticmethod
+    def _compute(name: str, path: str, spec: ModelSpec, images: torch.Tensor, padding: int, device: torch.device):
         # The bare network: each view (crop offset, mirror) gets its own logits, no flip averaging.
         model = load_model(name, weights=path or None).model.network.to(device)
-        padding = recipe.crop_padding
         views = []
         for offset in range((2 * padding + 1) ** 2):
             shifted = crop_at(images, padding, torch.full((len(images),), offset)) if padding else images
             plain = predict_logits(model, shifted, spec.preprocessing, device=device)
             mirrored = predict_logits(model, shifted.flip(-1), spec.preprocessing, device=device)
             views.append(torch.stack([plain, mirrored], 1))
-        logits = torch.stack(views, 1).to(device)
-        return cls(logits, recipe.distill_weight, recipe.distill_temperature)
+        return torch.stack(views, 1).to(device)
 
     def blend(
         self,
