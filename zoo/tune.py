@@ -20,6 +20,7 @@ import functools
 import json
 import math
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,10 @@ def tune_model(
     seed: int = 0,
 ) -> TuneResult:
     """Search `name`'s recipe (and widths) on Ray Tune; rerunning an interrupted sweep resumes it."""
+    if address is None:
+        # A one-machine Ray binds to the loopback address instead of the machine's network address. Read
+        # when Ray is imported, so set first (a cluster's nodes are started with `ray start` instead).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         from ray import tune
@@ -316,8 +321,7 @@ def tune_model(
     )  # fmt: skip
     started_ray = not ray.is_initialized()
     if started_ray:
-        # Embedded: a local Ray in this process unless an address names a running cluster.
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        _start_ray(address)
     try:
         tune_dir = experiment_dir / "ray"
         if tune.Tuner.can_restore(str(tune_dir)):
@@ -349,6 +353,25 @@ def tune_model(
     result = _result(spec, str(experiment_dir), epochs, trials, space)
     plot_search(result, experiment_dir / "search.png")
     return dataclasses.replace(result, plot=str(experiment_dir / "search.png")) if _has_plot(experiment_dir) else result
+
+
+def _start_ray(address: str | None) -> None:
+    """Embedded (no address): a local Ray in this process, all of it on the loopback interface. Otherwise
+    join the running cluster at `address` (HOST:PORT, or ray://HOST:10001 from outside it)."""
+    import ray
+
+    if address:
+        # Ray retries an unreachable address for minutes; a plain connection attempt answers in seconds.
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as error:
+            raise ZooError(f"cannot reach the Ray cluster at {address}: {error or type(error).__name__}") from None
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(f"cannot start or reach Ray at {address or 'this machine'}: {first_line}") from None
 
 
 def collect_trials(runs_dir: Path) -> list[Trial]:
