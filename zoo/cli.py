@@ -443,11 +443,10 @@ def tune_table(result, width: int) -> Table:
     """The ranked trials, with as many of the searched settings as fit `width` (all of them: --json)."""
     from zoo.tune import format_setting
 
-    keys = [k for k in TUNE_COLUMNS if len({str(t.settings.get(k)) for t in result.trials}) > 1]
-    keys += sorted({k for t in result.trials for k in t.settings} - set(TUNE_COLUMNS)
-                   - {k for k in result.trials[0].settings if len({str(t.settings.get(k)) for t in result.trials}) <= 1})  # fmt: skip
+    varied = {k for t in result.trials for k in t.settings if len({str(u.settings.get(k)) for u in result.trials}) > 1}
+    keys = [k for k in TUNE_COLUMNS if k in varied] + sorted(varied - set(TUNE_COLUMNS))
     while True:
-        hidden = [k for k in TUNE_COLUMNS if k not in keys and len({str(t.settings.get(k)) for t in result.trials}) > 1]
+        hidden = varied - set(keys)
         title = f"{result.model}: {len(result.trials)} trials, ranked by validation accuracy"
         table = compact_table("#", "val.", "epochs", *(TUNE_COLUMNS.get(k, k) for k in keys),
                               title=title + (f" ({len(hidden)} more fields in --json)" if hidden else ""))  # fmt: skip
