@@ -439,8 +439,10 @@ def publish(result: TuneResult, docs_dir: str | os.PathLike[str], command: str) 
         cells = " | ".join(format_setting(trial.settings.get(k)) for k in keys)
         lines.append(f"| {rank} | {trial.trial_id} | {trial.val_accuracy:.2%} | {trial.epochs_run}/{result.epochs} | {cells} |")
     lines += ["", f"Winner, to confirm on three seeds: `{result.confirm_command()}`"]
-    if result.architecture:
-        lines.append(f"(and the registry change widths={tuple(result.architecture)})")
+    widths = result.best.settings.get(ARCHITECTURE_KEY)
+    if widths is not None:
+        change = "a registry change to make" if result.architecture else "as registered now"
+        lines.append(f"with widths {format_setting(widths)} ({change}).")
     lines += ["", f"![search]({sweep}.png)", ""]
     path = docs / f"{sweep}.md"
     atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines)))
