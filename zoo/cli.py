@@ -425,6 +425,8 @@ def tune_command(
     out.print(tune_table(result, out.width))
     if len(result.trials) > 20:
         out.print(f"({len(result.trials) - 20} more in --json)")
+    if result.failed:
+        err.print(f"{len(result.failed)} trial(s) failed; the first: {result.failed[0]}")
     if not all(t.completed for t in result.trials):
         out.print("*: stopped early by ASHA; trials that trained the whole schedule rank first")
     if result.plot:

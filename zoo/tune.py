@@ -76,6 +76,7 @@ class TuneResult:
     overrides: dict[str, object]  # the winner's recipe fields that differ from the registry's recipe
     architecture: list[int] | None  # the winner's widths, where they were searched and differ
     plot: str | None  # PNG of the search, when matplotlib is installed
+    failed: list[str] = dataclasses.field(default_factory=list)  # the first line of each failed trial's error
 
     @property
     def best(self) -> Trial:
@@ -90,6 +91,7 @@ class TuneResult:
             "model": self.model, "experiment": self.experiment, "epochs": self.epochs,
             "trials": [dataclasses.asdict(t) for t in self.trials], "overrides": self.overrides,
             "architecture": self.architecture, "plot": self.plot, "confirm": self.confirm_command(),
+            "failed": self.failed,
         }  # fmt: skip
 
 
@@ -351,8 +353,9 @@ def tune_model(
     if not trials:
         raise ZooError(f"no trial finished an epoch: {errors[0] if errors else 'see ' + str(experiment_dir)}")
     result = _result(spec, str(experiment_dir), epochs, trials, space)
-    plot_search(result, experiment_dir / "search.png")
-    return dataclasses.replace(result, plot=str(experiment_dir / "search.png")) if _has_plot(experiment_dir) else result
+    failed = [str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__ for error in errors]
+    plotted = plot_search(result, experiment_dir / "search.png")
+    return dataclasses.replace(result, plot=str(experiment_dir / "search.png") if plotted else None, failed=failed)
 
 
 def _start_ray(address: str | None) -> None:
@@ -461,10 +464,6 @@ def format_setting(value: object) -> str:
 def _rounded(value: object) -> object:
     """Sampled floats to 3 significant figures: the `--set` line a person can read and type."""
     return float(f"{value:.3g}") if isinstance(value, float) else value
-
-
-def _has_plot(experiment_dir: Path) -> bool:
-    return (experiment_dir / "search.png").is_file()
 
 
 def plot_search(result: TuneResult, path: Path) -> bool:
