@@ -13,7 +13,7 @@ from zoo.registry import get_spec
 
 ray = pytest.importorskip("ray", reason="zoo tune needs the [tune] extra (Ray Tune)")
 
-from zoo.tune import budget_check, load_space, parse_resources, tune_model, with_widths  # noqa: E402
+from zoo.tune import budget_check, load_space, parse_resources, spec_widths, tune_model, with_widths  # noqa: E402
 
 # 60-60 (51,530 parameters) is over fcn_50k's budget and must never train; 54-54-54 is the registry's.
 SPACE = {
@@ -76,7 +76,8 @@ def test_a_real_sweep_ranks_ordinary_runs_and_resumes(data_dir: Path, tmp_path: 
 
 def test_candidates_are_held_to_the_budget() -> None:
     spec = get_spec("cnn_10k")
-    assert budget_check(with_widths(spec, [8, 12, 16, 20, 20])) == spec.params
+    assert budget_check(with_widths(spec, spec_widths(spec))) == spec.params  # the registry's own
+    assert budget_check(with_widths(spec, [8, 12, 16, 20, 20])) == 9_506  # another plan within the range
     with pytest.raises(ZooError, match="outside cnn_10k's range"):
         budget_check(with_widths(spec, [16, 24, 32, 32, 32]))
     with pytest.raises(ZooError, match="5 convolutions"):
