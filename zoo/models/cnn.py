@@ -48,7 +48,7 @@ CNN_RECIPE = Recipe(
 )  # fmt: skip
 
 
-def _cnn_spec(name: str, budget: int, plan: LayerPlan, params: int, macs: int, epochs: int) -> ModelSpec:
+def _cnn_spec(name: str, budget: int, plan: LayerPlan, params: int, macs: int, recipe: Recipe) -> ModelSpec:
     return ModelSpec(
         name=name,
         dataset="fashion_mnist",
@@ -59,21 +59,26 @@ def _cnn_spec(name: str, budget: int, plan: LayerPlan, params: int, macs: int, e
         min_params=int(0.9 * budget),
         params=params,
         macs=macs,
-        recipe=CNN_RECIPE.replace(epochs=epochs),
+        recipe=recipe,
         family="cnn",
         tta_flip=True,
         description="CNN: " + " ".join("pool" if k == "pool" else f"{k}{c}{'/2' if s == 2 else ''}" for k, c, s in plan),
     )
 
 
-CNN_10K: LayerPlan = (("conv", 8, 1), POOL, ("conv", 12, 1), ("conv", 16, 1), POOL, ("conv", 20, 1), ("conv", 20, 1))
+# cnn_10k's widths and recipe were found by `zoo tune cnn_10k` (docs/tune/cnn_10k.md): the 14x14 stage wider
+# (16-16 instead of 12-16), the last convolution wider (24 instead of 20), ±1-pixel crops and little label
+# smoothing: 92.74% validation against 92.17% (mean of three seeds) for the hand-made 8-12-16-20-20.
+CNN_10K: LayerPlan = (("conv", 8, 1), POOL, ("conv", 16, 1), ("conv", 16, 1), POOL, ("conv", 16, 1), ("conv", 24, 1))
 CNN_20K: LayerPlan = (("conv", 8, 1), POOL, ("conv", 16, 1), ("conv", 24, 1), POOL, ("conv", 24, 1), ("conv", 40, 1))
 CNN_50K: LayerPlan = (("conv", 16, 1), POOL, ("conv", 32, 1), ("conv", 32, 1), POOL, ("conv", 48, 1), ("conv", 48, 1))
 CNN_100K: LayerPlan = (("conv", 16, 1), POOL, ("conv", 32, 1), ("conv", 48, 1), POOL, ("conv", 64, 1), ("conv", 88, 1))
 
-register(_cnn_spec("cnn_10k", 10_000, CNN_10K, params=9_506, macs=882_200, epochs=50))
+# Three seeds of the tuned cnn_10k: 92.61% mean validation, 92.35% ± 0.13% test (was 91.51% ± 0.24%).
+CNN_10K_RECIPE = CNN_RECIPE.replace(epochs=50, lr=0.188, weight_decay=0.000372, label_smoothing=0.00819, crop_padding=1)
+register(_cnn_spec("cnn_10k", 10_000, CNN_10K, params=9_698, macs=1_016_304, recipe=CNN_10K_RECIPE))
 # cnn_20k: 50 epochs, chosen by mean validation accuracy over three seeds on an H100 against distillation
 # from the shipped cnn_100k (40 epochs at weight 0.5: 92.47%; 50 epochs at 0.8: 92.48%; none: 92.51%).
-register(_cnn_spec("cnn_20k", 20_000, CNN_20K, params=19_138, macs=1_637_392, epochs=50))
-register(_cnn_spec("cnn_50k", 50_000, CNN_50K, params=49_370, macs=4_516_320, epochs=30))
-register(_cnn_spec("cnn_100k", 100_000, CNN_100K, params=98_298, macs=7_564_912, epochs=45))
+register(_cnn_spec("cnn_20k", 20_000, CNN_20K, params=19_138, macs=1_637_392, recipe=CNN_RECIPE.replace(epochs=50)))
+register(_cnn_spec("cnn_50k", 50_000, CNN_50K, params=49_370, macs=4_516_320, recipe=CNN_RECIPE.replace(epochs=30)))
+register(_cnn_spec("cnn_100k", 100_000, CNN_100K, params=98_298, macs=7_564_912, recipe=CNN_RECIPE.replace(epochs=45)))
