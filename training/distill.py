@@ -46,17 +46,19 @@ class Teacher:
         key = hashlib.sha256(f"{name}:{weights}:{padding}:{tuple(images.shape)}:".encode())
         key.update(images.contiguous().cpu().numpy().tobytes())
         cached = cache_dir() / "teacher-logits" / f"{key.hexdigest()[:32]}.pt"
+        # The teacher is built either way: building it draws from the global RNG (its initial weights,
+        # then overwritten), and the student's initialisation after it must not depend on the cache.
+        model = load_model(name, weights=path or None).model.network.to(device)
         if weights and cached.is_file():
             return cls(torch.load(cached).to(device), recipe.distill_weight, recipe.distill_temperature)
-        logits = cls._compute(name, path, spec, images, padding, device)
+        logits = cls._compute(model, spec, images, padding, device)
         if weights:  # random-init teachers (no weights hash) are never cached
             atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
         return cls(logits, recipe.distill_weight, recipe.distill_temperature)
 
     @staticmethod
-    def _compute(name: str, path: str, spec: ModelSpec, images: torch.Tensor, padding: int, device: torch.device):
+    def _compute(model, spec: ModelSpec, images: torch.Tensor, padding: int, device: torch.device) -> torch.Tensor:
         # The bare network: each view (crop offset, mirror) gets its own logits, no flip averaging.
-        model = load_model(name, weights=path or None).model.network.to(device)
         views = []
         for offset in range((2 * padding + 1) ** 2):
             shifted = crop_at(images, padding, torch.full((len(images),), offset)) if padding else images
