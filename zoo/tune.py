@@ -282,10 +282,6 @@ def tune_model(
     seed: int = 0,
 ) -> TuneResult:
     """Search `name`'s recipe (and widths) on Ray Tune; rerunning an interrupted sweep resumes it."""
-    if address is None:
-        # A one-machine Ray binds to the loopback address instead of the machine's network address. Read
-        # when Ray is imported, so set first (a cluster's nodes are started with `ray start` instead).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
         from ray import tune
@@ -359,7 +355,7 @@ def tune_model(
 
 
 def _start_ray(address: str | None) -> None:
-    """Embedded (no address): a local Ray in this process, all of it on the loopback interface. Otherwise
+    """Embedded (no address): a local Ray in this process, on this machine alone. Otherwise
     join the running cluster at `address` (HOST:PORT, or ray://HOST:10001 from outside it)."""
     import ray
 
