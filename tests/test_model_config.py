@@ -74,12 +74,23 @@ def test_the_one_liner_gives_zoo_predicts_answers(model, tmp_path):
 
 
 def test_the_one_liner_reproduces_the_shipped_accuracy(model, fashion_mnist):
+    """The transform passes data-set images through unchanged, except the few with a light border (22 of
+    10,000), which it brings to the data set's convention: the one-liner must predict exactly like the data
+    set's own preprocessing on all the others, and so reach the shipped accuracy within those few images."""
+    from zoo.preprocess import normalize
+
     transform = zoo.transforms(NAME)
     test = fashion_mnist.test
     with torch.no_grad():
         batch = torch.stack([transform(image[0].numpy()) for image in test.images])
-        accuracy = (model(batch).argmax(1) == test.labels).float().mean().item()
-    assert accuracy == pytest.approx(zoo.get_spec(NAME).metrics["test_accuracy"], abs=2e-4)
+        reference = normalize(test.images, zoo.get_spec(NAME).preprocessing)
+        changed = (batch - reference).abs().amax(dim=(1, 2, 3)) > 1e-5
+        predicted, expected = model(batch).argmax(1), model(reference).argmax(1)
+    assert changed.sum() <= 30  # 22 measured
+    assert torch.equal(predicted[~changed], expected[~changed])
+    accuracy = (predicted == test.labels).float().mean().item()
+    tolerance = (changed.sum().item() + 2) / len(test.labels)  # + 2: fp32 batching noise, as before
+    assert accuracy == pytest.approx(zoo.get_spec(NAME).metrics["test_accuracy"], abs=tolerance)
 
 
 @pytest.fixture(scope="module")
