@@ -445,7 +445,7 @@ def tune_table(result, width: int) -> Table:
     """The ranked trials, with as many of the searched settings as fit `width` (all of them: --json)."""
     from zoo.tune import format_setting
 
-    varied = {k for t in result.trials for k in t.settings if len({str(u.settings.get(k)) for u in result.trials}) > 1}
+    varied = result.varied()
     keys = [k for k in TUNE_COLUMNS if k in varied] + sorted(varied - set(TUNE_COLUMNS))
     while True:
         hidden = varied - set(keys)
