@@ -63,8 +63,14 @@ def test_student_learns_from_the_teacher_alone(tmp_path, data_dir):
         teacher="cnn_50k", distill_weight=1.0, crop_padding=1,
     )  # fmt: skip
     assert result.test_accuracy > 0.4  # 0.61 measured; chance is 0.1
-    recipe = json.loads((out / "config.json").read_text())["recipe"]
-    assert recipe["teacher"] == "cnn_50k" and recipe["distill_weight"] == 1.0
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["teacher"] == "cnn_50k" and config["recipe"]["distill_weight"] == 1.0
+    # The name alone changes meaning when cnn_50k is re-shipped: the run records which weights taught it.
+    assert config["teacher_weights_sha256"] == zoo.get_spec("cnn_50k").weights_sha256
+    from zoo.study import _teacher_line
+
+    assert "(shipped weights, " in _teacher_line(config["recipe"], config["teacher_weights_sha256"])
+    assert "not the ones shipped now" in _teacher_line(config["recipe"], "0" * 64)
 
 
 def test_teacher_refuses_erasing_and_mismatched_data_sets(tmp_path, data_dir):

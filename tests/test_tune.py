@@ -74,6 +74,21 @@ def test_a_real_sweep_ranks_ordinary_runs_and_resumes(data_dir: Path, tmp_path: 
         tune_model("fcn_50k", **{**options, "samples": 5})
 
 
+def test_max_concurrent_runs_trials_one_after_another(data_dir: Path, tmp_path: Path) -> None:
+    # 2 CPUs fit two 1-CPU trials at once; a cap of one (a machine shared with other work) must serialise them.
+    result = tune_model("fcn_50k", samples=2, space={"lr": {"choice": [0.05, 0.1]}, "distill_weight": 0.0},
+                        max_epochs=1, limit_train=500, data_dir=data_dir, out=tmp_path, max_concurrent=1)  # fmt: skip
+    assert len(result.trials) == 2 and all(t.completed for t in result.trials)
+    # trial.json is written as a trial starts, metrics.jsonl at the end of its (only) epoch.
+    spans = sorted(
+        ((Path(t.run_dir) / "trial.json").stat().st_mtime, (Path(t.run_dir) / "metrics.jsonl").stat().st_mtime)
+        for t in result.trials
+    )
+    assert spans[0][1] <= spans[1][0]  # the second trial started after the first had finished
+    with pytest.raises(ZooError, match="max_concurrent must be at least 1"):
+        tune_model("fcn_50k", max_concurrent=0, out=tmp_path)
+
+
 def test_candidates_are_held_to_the_budget() -> None:
     spec = get_spec("cnn_10k")
     assert budget_check(with_widths(spec, spec_widths(spec))) == spec.params  # the registry's own

@@ -29,10 +29,12 @@ from .augment import crop_at
 
 
 class Teacher:
-    def __init__(self, logits: torch.Tensor, weight: float, temperature: float) -> None:
+    def __init__(self, logits: torch.Tensor, weight: float, temperature: float, weights_sha256: str = "") -> None:
         self.logits = logits  # [N, offsets, 2, classes]: each training image per crop offset, then mirrored
         self.weight = weight
         self.temperature = temperature
+        # Which weights taught: a name alone ("cnn_50k") means whatever is shipped, which changes over time.
+        self.weights_sha256 = weights_sha256
 
     @classmethod
     def load(cls, recipe: Recipe, student: ModelSpec, images: torch.Tensor, device: torch.device) -> Teacher:
@@ -50,11 +52,11 @@ class Teacher:
         # then overwritten), and the student's initialisation after it must not depend on the cache.
         model = load_model(name, weights=path or None).model.network.to(device)
         if weights and cached.is_file():
-            return cls(torch.load(cached).to(device), recipe.distill_weight, recipe.distill_temperature)
+            return cls(torch.load(cached).to(device), recipe.distill_weight, recipe.distill_temperature, weights)
         logits = cls._compute(model, spec, images, padding, device)
         if weights:  # random-init teachers (no weights hash) are never cached
             atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
-        return cls(logits, recipe.distill_weight, recipe.distill_temperature)
+        return cls(logits, recipe.distill_weight, recipe.distill_temperature, weights or "")
 
     @staticmethod
     def _compute(model, spec: ModelSpec, images: torch.Tensor, padding: int, device: torch.device) -> torch.Tensor:

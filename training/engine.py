@@ -226,6 +226,8 @@ def _train(
         "hardware": describe_hardware(device),
         "training_precision": "bf16 autocast" if autocast else "fp32",
     }
+    if teacher is not None:
+        config["teacher_weights_sha256"] = teacher.weights_sha256
     if dist.enabled:
         config["distributed"] = {
             "world_size": world,

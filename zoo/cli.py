@@ -401,6 +401,9 @@ def tune_command(
         str | None, typer.Option("--name", help="The sweep's name (default: the model's); a rerun resumes it.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the search's sampling.")] = 0,
+    max_concurrent: Annotated[
+        int | None, typer.Option(help="At most this many trials at once (default: as many as the resources fit).")
+    ] = None,
     docs_dir: Annotated[
         Path | None, typer.Option(help="Also write NAME.md (ranked table), NAME.png and the trials' records here.")
     ] = None,
@@ -413,11 +416,12 @@ def tune_command(
     result = tune_model(
         name, samples=samples, space=space, max_epochs=max_epochs, scheduler=scheduler, address=address,
         resources=resources_per_trial, data_dir=data_dir, limit_train=limit_train, out=out_dir,
-        experiment=experiment, seed=seed,
+        experiment=experiment, seed=seed, max_concurrent=max_concurrent,
     )  # fmt: skip
     if docs_dir:
         extra = {"--space": space, "--scheduler": scheduler if scheduler != "asha" else None,
-                 "--limit-train": limit_train, "--seed": seed or None, "--name": experiment}  # fmt: skip
+                 "--limit-train": limit_train, "--seed": seed or None, "--name": experiment,
+                 "--max-concurrent": max_concurrent}  # fmt: skip
         flags = "".join(f" {flag} {value}" for flag, value in extra.items() if value is not None)
         publish(result, docs_dir, f"zoo tune {name} --samples {samples} --max-epochs {result.epochs}{flags}")
     if as_json:

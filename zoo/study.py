@@ -59,6 +59,7 @@ class ModelStudy:
     best_run: str  # its run folder
     hardware: str  # where the runs trained
     recipe: dict = field(default_factory=dict)  # recipe of the best run
+    teacher_sha256: str | None = None  # the weights that taught the best run, where its config recorded them
     notes: tuple[str, ...] = ()  # remarks recorded in the runs' reports (how a figure was measured)
 
     @property
@@ -161,6 +162,7 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 best_run=str(best.folder),
                 hardware=best.config.get("hardware") or describe_hardware(best.config.get("device", "cpu")),
                 recipe=best.config["recipe"],
+                teacher_sha256=best.config.get("teacher_weights_sha256"),
                 notes=tuple(sorted({run.report["accuracy_note"] for run in runs if "accuracy_note" in run.report})),
             )
         )
@@ -280,7 +282,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None) -> str:
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
 | training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
 | flip test-time augmentation | {"yes" if spec.tta_flip else "no"} |
-| distillation teacher | {_teacher_line(study.recipe)} |
+| distillation teacher | {_teacher_line(study.recipe, study.teacher_sha256)} |
 | hyper-parameter sweeps | {_sweep_line(study.name, docs_dir)} |
 
 ## Runs
@@ -322,16 +324,23 @@ def _sweep_line(name: str, docs_dir: Path | None) -> str:
     return "; ".join(links) + ", ranked by validation accuracy"
 
 
-def _teacher_line(recipe: dict[str, object]) -> str:
+def _teacher_line(recipe: dict[str, object], taught_by: str | None = None) -> str:
+    """The teacher of a distilled run: the weights shipped now, or earlier ones (a name alone changes meaning
+    when a model is re-shipped; runs record the teacher's sha256 since that was noticed)."""
     if not recipe.get("teacher") or not recipe.get("distill_weight"):
         return "none"
-    name = str(recipe["teacher"]).partition("=")[0]
+    name, _, path = str(recipe["teacher"]).partition("=")
     teacher = get_spec(name)
-    accuracy = f", {teacher.metrics['test_accuracy']:.2%} test" if teacher.metrics.get("test_accuracy") else ""
-    return (
-        f"`{recipe['teacher']}` (shipped weights{accuracy}), weight {recipe['distill_weight']}, "
-        f"temperature {recipe['distill_temperature']}"
-    )
+    if path:
+        which = f"weights {path}"
+    elif taught_by and taught_by != teacher.weights_sha256:
+        which = f"earlier shipped weights, sha256 {taught_by[:12]}…, not the ones shipped now"
+    elif taught_by:
+        accuracy = f", {teacher.metrics['test_accuracy']:.2%} test" if teacher.metrics.get("test_accuracy") else ""
+        which = f"shipped weights{accuracy}"
+    else:
+        which = "the weights shipped when it trained; not recorded"
+    return f"`{recipe['teacher']}` ({which}), weight {recipe['distill_weight']}, temperature {recipe['distill_temperature']}"
 
 
 def run_study(

@@ -284,6 +284,7 @@ def tune_model(
     out: str | os.PathLike[str] = "runs/tune",
     experiment: str | None = None,
     seed: int = 0,
+    max_concurrent: int | None = None,
 ) -> TuneResult:
     """Search `name`'s recipe (and widths) on Ray Tune; rerunning an interrupted sweep resumes it."""
     try:
@@ -294,6 +295,8 @@ def tune_model(
     spec = get_spec(name)
     if samples < 1:
         raise ZooError(f"samples must be at least 1, got {samples}")
+    if max_concurrent is not None and max_concurrent < 1:
+        raise ZooError(f"max_concurrent must be at least 1, got {max_concurrent}")
     if scheduler not in ("asha", "fifo"):
         raise ZooError(f"unknown scheduler {scheduler!r}; use asha or fifo")
     epochs = max_epochs or spec.recipe.epochs
@@ -338,7 +341,9 @@ def tune_model(
                 tune_config=tune.TuneConfig(
                     metric=METRIC, mode="max", num_samples=samples,
                     scheduler=asha if scheduler == "asha" else tune.schedulers.FIFOScheduler(),
-                    search_alg=tune.search.BasicVariantGenerator(random_state=seed),
+                    # max_concurrent: a cap below what the resources allow, for a machine shared with other
+                    # work (TuneConfig's max_concurrent_trials is ignored once a search algorithm is given).
+                    search_alg=tune.search.BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0),
                 ),
                 run_config=tune.RunConfig(name="ray", storage_path=str(experiment_dir), verbose=0),
             )  # fmt: skip
