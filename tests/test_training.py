@@ -83,6 +83,11 @@ def test_resume_refuses_a_changed_recipe_and_extends_only_when_asked(tmp_path, d
         zoo.train("fcn_50k", epochs=4, resume=out, data_dir=data_dir, **QUICK)
     with pytest.raises(ZooError, match="started with lr=0.1, not 0.5"):
         zoo.train("fcn_50k", lr=0.5, epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
+    # While another process trains the run (here: this test holds its lock), a resume is refused untouched.
+    metrics = (out / "metrics.jsonl").read_text()
+    with engine._exclusive(out), pytest.raises(ZooError, match="being trained by another process"):
+        zoo.train("fcn_50k", epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
+    assert (out / "metrics.jsonl").read_text() == metrics
     zoo.train("fcn_50k", epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["epochs"]) for r in records] == [(1, 2), (2, 2), (3, 4), (4, 4)]

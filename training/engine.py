@@ -117,9 +117,10 @@ def train_model(
     recipe.validate()
     dist, device = distributed.setup(resolve_device(device))
     try:
-        with _tf32_allowed(device.type == "cuda"):
+        # `held` keeps the run folder locked until training ends (see _exclusive).
+        with _tf32_allowed(device.type == "cuda"), contextlib.ExitStack() as held:
             return _train(
-                spec, recipe, dist, data_dir, out, device, resume, limit_train, progress, on_epoch, measure_test
+                spec, recipe, dist, data_dir, out, device, resume, limit_train, progress, on_epoch, measure_test, held
             )
     finally:
         dist.close()
@@ -149,6 +150,7 @@ def _train(
     progress: bool,
     on_epoch: Callable[[dict[str, object]], None] | None,
     measure_test: bool,
+    held: contextlib.ExitStack,
 ) -> TrainResult:
     world, rank, main = dist.world_size, dist.rank, dist.is_main
     if recipe.batch_size % world:
@@ -246,9 +248,12 @@ def _train(
         save_checkpoint(run_dir / "last.safetensors", tensors, meta)
 
     if main:
+        if resume_state:
+            held.enter_context(_exclusive(run_dir))
         atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
         if not resume_state:
             save_last(0)  # so that even an interrupt in the first epoch leaves a resumable run
+            held.enter_context(_exclusive(run_dir))
 
     train_seconds = 0.0
     images_seen = 0
@@ -424,6 +429,27 @@ def _accuracy(network: nn.Module, split, spec: ModelSpec, device: torch.device) 
     logits = predict_logits(Classifier(network, spec), split.images, spec.preprocessing, device=device)
     accuracy = (logits.argmax(1) == split.labels).float().mean().item()
     return accuracy, F.cross_entropy(logits, split.labels).item()
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """Refuse to train a run folder that another process is training: two resumes of one run (a sweep
+    restored while its own trial still ran) would both append to metrics.jsonl and overwrite each other's
+    checkpoints. An advisory lock on the folder itself, released when training ends or the process dies."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ZooError(f"{run_dir} is being trained by another process; wait for it or stop it first") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _new_run_dir(name: str, seed: int, out: str | os.PathLike[str] | None) -> Path:
