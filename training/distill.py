@@ -29,7 +29,7 @@ from .augment import crop_at
 
 
 class Teacher:
-    def __init__(self, logits: torch.Tensor, weight: float, temperature: float, weights_sha256: str = "") -> None:
+    def __init__(self, logits: torch.Tensor, weight: float, temperature: float, weights_sha256: str) -> None:
         self.logits = logits  # [N, offsets, 2, classes]: each training image per crop offset, then mirrored
         self.weight = weight
         self.temperature = temperature
@@ -52,10 +52,11 @@ class Teacher:
         # then overwritten), and the student's initialisation after it must not depend on the cache.
         model = load_model(name, weights=path or None).model.network.to(device)
         if weights and cached.is_file():
-            return cls(torch.load(cached).to(device), recipe.distill_weight, recipe.distill_temperature, weights)
-        logits = cls._compute(model, spec, images, padding, device)
-        if weights:  # random-init teachers (no weights hash) are never cached
-            atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
+            logits = torch.load(cached).to(device)
+        else:
+            logits = cls._compute(model, spec, images, padding, device)
+            if weights:  # random-init teachers (no weights hash) are never cached
+                atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
         return cls(logits, recipe.distill_weight, recipe.distill_temperature, weights or "")
 
     @staticmethod
