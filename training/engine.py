@@ -227,6 +227,7 @@ def _train(
         "git_commit": git_commit(),
         "hardware": describe_hardware(device),
         "training_precision": "bf16 autocast" if autocast else "fp32",
+        "validation_precision": "bf16 autocast" if autocast else "fp32",
     }
     if teacher is not None:
         config["teacher_weights_sha256"] = teacher.weights_sha256
@@ -319,7 +320,7 @@ def _train(
                 evaluated = ema.module if ema is not None else model
                 val_accuracy, val_loss = float("nan"), float("nan")
                 if main and len(val):
-                    val_accuracy, val_loss = _accuracy(evaluated, val, spec, device)
+                    val_accuracy, val_loss = _accuracy(evaluated, val, spec, device, bf16=autocast)
                 val_accuracy, val_loss = dist.broadcast((val_accuracy, val_loss))
                 record = {
                     "epoch": epoch,
@@ -424,9 +425,12 @@ def _random_erasing(probability: float, device: torch.device):
     return RandomErasing(probability=probability, mode="const", device=str(device))
 
 
-def _accuracy(network: nn.Module, split, spec: ModelSpec, device: torch.device) -> tuple[float, float]:
-    """Accuracy and loss as zoo reports them: the network wrapped as a Classifier, so flip TTA applies."""
-    logits = predict_logits(Classifier(network, spec), split.images, spec.preprocessing, device=device)
+def _accuracy(
+    network: nn.Module, split, spec: ModelSpec, device: torch.device, bf16: bool = False
+) -> tuple[float, float]:
+    """Accuracy and loss as zoo reports them: the network wrapped as a Classifier, so flip TTA applies.
+    Validation of a bf16-trained run is computed in bf16 too (selection only); the test set always in fp32."""
+    logits = predict_logits(Classifier(network, spec), split.images, spec.preprocessing, device=device, bf16=bf16)
     accuracy = (logits.argmax(1) == split.labels).float().mean().item()
     return accuracy, F.cross_entropy(logits, split.labels).item()
 

@@ -64,12 +64,16 @@ def predict_logits(
     *,
     batch_size: int = 1000,
     device: torch.device | str = "cpu",
+    bf16: bool = False,
 ) -> torch.Tensor:
-    """Float32 logits of `model` in eval mode (a zoo Classifier averages flip TTA itself) for uint8 images."""
+    """Float32 logits of `model` in eval mode (a zoo Classifier averages flip TTA itself) for uint8 images.
+
+    `bf16=True` computes them under bf16 autocast: 3x faster on a CPU with AMX, close enough to choose a
+    training run's best epoch, never used for a reported accuracy."""
     model.eval()
     device = torch.device(device)
     outputs = []
-    with full_fp32():
+    with full_fp32(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(images), batch_size):
             batch = normalize(images[start : start + batch_size].to(device, non_blocking=True), preprocessing)
             logits = model(batch).float()
