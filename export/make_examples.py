@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from zoo.data import load_dataset
-from zoo.registry import FASHION_MNIST_CLASSES
+from zoo.core.data import load_dataset
+from zoo.core.datasets import FASHION_MNIST_CLASSES
 
 
 def file_name(index: int, class_name: str) -> str:

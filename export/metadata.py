@@ -9,57 +9,35 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from zoo.errors import ZooError
-from zoo.images import photo_recipe
-from zoo.registry import ModelSpec, Preprocessing
+from zoo.core.datasets import Preprocessing
+from zoo.core.errors import ZooError
+from zoo.core.provenance import library_versions
+from zoo.core.spec import ModelSpec
 
 FORMAT = "zoo-onnx/1"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def library_versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import onnxscript
-    import torch
-
-    import zoo
-
-    return {
-        "zoo": zoo.__version__,
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxscript": onnxscript.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-
-
 def build_metadata(spec: ModelSpec, *, weights: str, weights_sha256: str, precision: str) -> dict[str, str]:
-    pre = spec.preprocessing
+    """The model's pretrained_cfg in the ONNX format's spelling (input_size is (height, width) beside
+    `channels`), plus what an exported file adds: format, graph input, precision, versions."""
+    cfg = spec.pretrained_cfg(weights_sha256)
+    channels, height, width = cfg.pop("input_size")
     values: dict[str, object] = {
         "format": FORMAT,
-        "model": spec.name,
-        "dataset": spec.dataset,
-        "classes": list(spec.classes),
+        **cfg,
         # The graph input is (x / 255 - mean) / std of an NCHW float32 image, channel order grey or RGB.
         "input": "float32 NCHW, (pixel / 255 - mean) / std",
-        "mean": list(pre.mean),
-        "std": list(pre.std),
-        "channels": pre.channels,
-        "input_size": list(pre.size),  # (height, width)
-        "light_on_dark": pre.light_on_dark,
-        # How any image becomes the uint8 input before normalising, step by step (zoo/images.py), so another
-        # runtime can give the answers `zoo predict` gives.
-        "photo_recipe": photo_recipe(pre),
-        "tta_flip": spec.tta_flip,  # already inside the graph: it returns the mean of image and mirror logits
+        "channels": channels,
+        "input_size": [height, width],
+        # tta_flip is already inside the graph: it returns the mean of image and mirror logits.
         "params": spec.params,
         # The registry's test accuracy, only when these are the shipped weights it was measured on.
         "test_accuracy": spec.accuracy if weights_sha256 == spec.weights_sha256 else None,
         "weights": weights,
-        "weights_sha256": weights_sha256,
         "precision": precision,
-        "exporter_versions": library_versions(),
+        "exporter_versions": library_versions("zoo", "torch", "onnx", "onnxscript", "onnxruntime"),
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
@@ -67,7 +45,9 @@ def build_metadata(spec: ModelSpec, *, weights: str, weights_sha256: str, precis
 def parse_metadata(props: Mapping[str, str], source: str) -> dict[str, object]:
     """Decode the metadata written by `build_metadata`; a file without it is a one-line ZooError."""
     if props.get("format") != FORMAT:
-        raise ZooError(f"{source} has no zoo metadata (mean, std, classes); export it with `zoo export NAME`")
+        raise ZooError(
+            f"{source} has no zoo metadata (mean, std, classes); export it with `zoo export NAME`", argument="onnx"
+        )
     decoded: dict[str, object] = {}
     for key, value in props.items():
         try:

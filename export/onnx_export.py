@@ -16,15 +16,15 @@ import onnx
 import torch
 from torch import nn
 
-from zoo.checkpoint import atomic_write
-from zoo.data import load_dataset
-from zoo.errors import DataNotFoundError, ZooError
+from zoo.core.data import load_dataset
+from zoo.core.errors import DataNotFoundError, ZooError
+from zoo.core.files import atomic_write
+from zoo.core.loading import load_model
+from zoo.core.preprocess import normalize
+from zoo.core.spec import ModelSpec
 from zoo.export.metadata import INPUT_NAME, OUTPUT_NAME, build_metadata
 from zoo.export.quantize import MAX_ACCURACY_DROP, convert_fp16, quantize_int8
 from zoo.export.runtime import inference_session, run_logits
-from zoo.loading import load_model
-from zoo.preprocess import normalize
-from zoo.registry import ModelSpec
 
 DEFAULT_OPSET = 18
 FP32_MAX_ABS_DIFF = 1e-4  # logits: the fp32 graph must reproduce PyTorch to this, on every validation image
@@ -77,9 +77,9 @@ def export_onnx(
     delta and `calibration_images` training images calibrate int8, so those two need the data set.
     """
     if fp16 and int8:
-        raise ZooError("choose fp16 or int8, not both")
+        raise ZooError("choose fp16 or int8, not both", argument="int8")
     if validate_images < 1 or (test_images is not None and test_images < 1):
-        raise ZooError("validate_images and test_images must be at least 1")
+        raise ZooError("validate_images and test_images must be at least 1", argument="validate_images")
     fixed_batch = _parse_batch(batch)
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     loaded = load_model(name, weights=weights, random_init=random_init)
@@ -87,7 +87,7 @@ def export_onnx(
     weights_label, digest = loaded.weights.label, loaded.weights.sha256 or "none"
     path = Path(out) if out is not None else default_output(spec.name, precision)
     if path.suffix != ".onnx":
-        raise ZooError(f"the output file must end in .onnx, got {str(path)!r}")
+        raise ZooError(f"the output file must end in .onnx, got {str(path)!r}", argument="out")
 
     proto = _torch_to_onnx(wrapper, spec, opset, fixed_batch)
     data, images, labels, source = _validation_images(spec, data_dir, precision, validate_images, test_images)
@@ -145,10 +145,10 @@ def _parse_batch(batch: str | int) -> int | None:
         return None
     try:
         value = int(batch)
-    except (TypeError, ValueError):
-        raise ZooError(f"batch= must be 'dynamic' or a positive integer, got {batch!r}") from None
+    except (TypeError, ValueError) as error:
+        raise ZooError(f"{{batch}} must be 'dynamic' or a positive integer, got {batch!r}") from error
     if value < 1:
-        raise ZooError(f"batch= must be 'dynamic' or a positive integer, got {batch!r}")
+        raise ZooError(f"{{batch}} must be 'dynamic' or a positive integer, got {batch!r}")
     return value
 
 
@@ -163,7 +163,9 @@ def _validation_images(spec: ModelSpec, data_dir, precision: str, validate_image
         data = load_dataset(spec.dataset, data_dir)
     except DataNotFoundError as error:
         if precision != "fp32":
-            raise DataNotFoundError(f"{precision} export measures accuracy on the test set: {error}") from None
+            raise DataNotFoundError(
+                f"{precision} export measures accuracy on the test set: {error}", argument="data_dir"
+            ) from error
         generator = torch.Generator().manual_seed(VALIDATION_SEED)
         images = torch.randint(0, 256, (validate_images, *spec.input_shape), generator=generator, dtype=torch.uint8)
         return None, images, None, f"{validate_images} seeded random images (the {spec.dataset} test set was not found)"
@@ -192,7 +194,9 @@ def _torch_to_onnx(wrapper: nn.Module, spec: ModelSpec, opset: int, fixed_batch:
             )  # fmt: skip
         proto = program.model_proto
     except Exception as error:  # the exporter raises many types; the user needs the first line
-        raise ExportError(f"{spec.name}: torch.onnx.export failed at opset {opset}: {_first_line(error)}") from None
+        raise ExportError(
+            f"{spec.name}: torch.onnx.export failed at opset {opset}: {_first_line(error)}", argument="opset"
+        ) from error
     _check(proto, spec.name)
     return proto
 
@@ -201,7 +205,7 @@ def _check(proto: onnx.ModelProto, name: str) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise ExportError(f"{name}: onnx.checker rejects the exported graph: {_first_line(error)}") from None
+        raise ExportError(f"{name}: onnx.checker rejects the exported graph: {_first_line(error)}") from error
 
 
 def _calibration_inputs(split, spec: ModelSpec, count: int) -> np.ndarray:
@@ -235,7 +239,9 @@ def _validate_fp32(proto, inputs, reference, labels, fixed_batch) -> dict[str, o
     checks: dict[str, object] = {}
     if fixed_batch in (None, 1):  # batch 1 on the first images, one by one
         few = min(len(inputs), 32)
-        checks["batch_1"] = _compare(run_logits(session, inputs[:few], 1), reference[:few], _part(labels, slice(0, few)))
+        checks["batch_1"] = _compare(
+            run_logits(session, inputs[:few], 1), reference[:few], _part(labels, slice(0, few))
+        )
     size = fixed_batch or min(BATCH_N, len(inputs))
     checks[f"batch_{size}"] = _compare(
         run_logits(session, inputs, size, fixed=fixed_batch is not None), reference, labels

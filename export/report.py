@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
+from zoo.core.registry import get_spec, list_models
 from zoo.export.onnx_export import export_onnx
-from zoo.registry import get_spec, list_models
 
 
 def weights_for(name: str, work: Path) -> tuple[str | None, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
 
 
@@ -27,11 +27,12 @@ class OnnxClassifier:
     def __init__(self, path: str | os.PathLike[str]):
         path = Path(path)
         if not path.is_file():
-            raise ZooError(f"ONNX file {path} does not exist")
+            raise ZooError(f"ONNX file {path} does not exist", argument="onnx")
         try:
             self.session = inference_session(path)
         except Exception as error:  # onnxruntime raises its own untyped exceptions for bad files
-            raise ZooError(f"{path} is not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ZooError(f"{path} is not a loadable ONNX model ({first_line})", argument="onnx") from error
         self.path = path
         self.metadata = parse_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.preprocessing = preprocessing_from_metadata(self.metadata)
@@ -39,6 +40,24 @@ class OnnxClassifier:
         self.name = str(self.metadata["model"])
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+
+    @property
+    def pretrained_cfg(self) -> dict[str, object]:
+        """The model's pretrained_cfg (zoo.core.spec), read back from the file: the same keys a Classifier has."""
+        meta, pre = self.metadata, self.preprocessing
+        keys = (
+            "model",
+            "dataset",
+            "classes",
+            "mean",
+            "std",
+            "light_on_dark",
+            "tta_flip",
+            "photo_recipe",
+            "weights_sha256",
+        )
+        cfg = {key: meta.get(key) for key in keys}
+        return cfg | {"input_size": [pre.channels, *pre.size]}
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 [N, C, H, W] -> the float32 graph input, with the mean and std stored in the file."""

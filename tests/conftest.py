@@ -58,7 +58,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fashion_mnist(data_dir: Path):
-    from zoo.data import load_dataset
+    from zoo.core.data import load_dataset
 
     return load_dataset("fashion_mnist", data_dir)
 
@@ -67,7 +67,7 @@ def fashion_mnist(data_dir: Path):
 def random_checkpoint(tmp_path_factory):
     """Save a seeded random-init checkpoint of a model: enough for tests where fidelity, not accuracy, matters."""
     from zoo.api import create_model
-    from zoo.checkpoint import save_checkpoint
+    from zoo.core.checkpoint import save_checkpoint
 
     def save(name: str, seed: int = 0):
         path = tmp_path_factory.mktemp("weights") / f"{name}.safetensors"

@@ -76,11 +76,11 @@ def test_train_then_eval_json(capsys, tmp_path, data_dir):
     [
         (["info", "cnn_2ok"], ["unknown model", "did you mean 'cnn_20k'"]),
         (["train", "resnet19"], ["unknown model"]),
-        (["train", "cnn_10k", "--epochs", "0"], ["invalid value for epochs"]),
+        (["train", "cnn_10k", "--epochs", "0"], ["invalid value for --epochs"]),
         (["train", "cnn_10k", "--epochs", "many"], ["--epochs"]),
         (["train", "cnn_10k", "--set", "nonsense=1"], ["unknown recipe field"]),
         (["train", "cnn_10k", "--device", "tpu"], ["invalid device"]),
-        (["eval", "cnn_10k", "--batch-size", "0"], ["invalid batch size"]),
+        (["eval", "cnn_10k", "--batch-size", "0"], ["invalid --batch-size 0"]),
         (["list", "--bogus"], ["--bogus"]),
         (["study", "fcn_50k", "--train", "--jobs", "0"], ["--jobs must be at least 1"]),
         (["study", "fcn_50k", "--runs-dir", "/nonexistent"], ["no finished runs"]),

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from zoo.data import load_dataset, train_val_split
-from zoo.errors import DataNotFoundError
-from zoo.registry import CIFAR10_CLASSES
+from zoo.core.data import load_dataset, train_val_split
+from zoo.core.datasets import CIFAR10_CLASSES
+from zoo.core.errors import DataNotFoundError
 
 
 def test_fashion_mnist_has_the_canonical_shapes_and_balanced_labels(fashion_mnist):

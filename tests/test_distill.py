@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import ZooError
-from zoo.preprocess import predict_logits
+from zoo.core.errors import ZooError
+from zoo.core.preprocess import predict_logits
 from zoo.training.augment import crop_at
 from zoo.training.distill import Teacher
 
@@ -69,8 +69,10 @@ def test_student_learns_from_the_teacher_alone(tmp_path, data_dir):
     assert config["teacher_weights_sha256"] == zoo.get_spec("cnn_50k").weights_sha256
     from zoo.study import _teacher_line
 
-    assert "(shipped weights, " in _teacher_line(config["recipe"], config["teacher_weights_sha256"])
-    assert "not the ones shipped now" in _teacher_line(config["recipe"], "0" * 64)
+    # A bare name resolves to the default tag, and the card names that tag and its hash.
+    line = _teacher_line("fcn_50k", config["recipe"], config["teacher_weights_sha256"])
+    assert line.startswith(f"`cnn_50k.{zoo.get_spec('cnn_50k').weights_tag}` (sha256 ")
+    assert "was not recorded" in _teacher_line("fcn_50k", config["recipe"], "0" * 64)
 
 
 def test_teacher_refuses_erasing_and_mismatched_data_sets(tmp_path, data_dir):

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.checkpoint import read_checkpoint
+from zoo.core.checkpoint import read_checkpoint
 
 RUN_FILES = {"config.json", "metrics.jsonl", "best.safetensors", "last.safetensors", "report.json"}
 SMALL = ["--limit-train", "2000", "--set", "val_size=500", "--batch-size", "128"]

@@ -9,8 +9,8 @@ import pytest
 import zoo
 from zoo import experiments
 from zoo.cli import main
+from zoo.core.summary import count_params
 from zoo.experiments import Experiment, Variant
-from zoo.summary import count_params
 
 # The figures the studies printed (their model summaries), not the registry's: the registry must match them.
 STUDY_PARAMETERS = {
@@ -25,7 +25,7 @@ STUDY_PARAMETERS = {
 @pytest.mark.parametrize("name", STUDY_PARAMETERS)
 def test_reference_networks_have_the_studies_parameter_counts(name):
     spec = zoo.get_spec(name)
-    assert count_params(spec.builder()) == STUDY_PARAMETERS[name] == spec.params
+    assert count_params(spec.build()) == STUDY_PARAMETERS[name] == spec.params
     assert spec.family == "ref" and spec.dataset == "cifar10"
 
 

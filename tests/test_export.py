@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import zoo
-from zoo import registry as zoo_registry
 from zoo.cli import main
-from zoo.errors import WeightsError
+from zoo.core import spec as zoo_specs
+from zoo.core.errors import WeightsError
 from zoo.export import ExportError, OnnxClassifier, export_onnx
 from zoo.export import onnx_export as onnx_export_module
 from zoo.export.runtime import inference_session
@@ -123,8 +123,8 @@ def test_int8_and_fp16_report_their_accuracy_delta(tmp_path, trained_weights, da
 
 def test_untrained_model_needs_weights_or_random_init(tmp_path, monkeypatch):
     # A model without shipped weights, whichever models ship today.
-    untrained = dataclasses.replace(zoo.get_spec("fcn_50k"), weights_sha256=None)
-    monkeypatch.setitem(zoo_registry._REGISTRY, "fcn_50k", untrained)
+    untrained = dataclasses.replace(zoo.get_spec("fcn_50k"), weights_sha256=None, weights_tag=None)
+    monkeypatch.setitem(zoo_specs._REGISTRY, "fcn_50k", untrained)
     with pytest.raises(WeightsError, match="ships no trained weights yet.*random_init=True"):
         export_onnx("fcn_50k", out=tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()

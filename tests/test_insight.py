@@ -107,7 +107,7 @@ def test_mlp_gets_what_applies_and_one_line_refusals(capsys, tmp_path):
 @pytest.fixture(scope="module")
 def cifar_image(tmp_path_factory, data_dir):
     """A real CIFAR-10 test image as a JPEG file (a ship), as a user would pass one."""
-    from zoo.data import load_dataset
+    from zoo.core.data import load_dataset
 
     test = load_dataset("cifar10", data_dir).test
     index = int((test.labels == 8).nonzero()[0])

@@ -13,7 +13,7 @@ from PIL import Image
 
 import zoo
 from zoo.cli import main
-from zoo.errors import DataNotFoundError, WeightsError
+from zoo.core.errors import DataNotFoundError, WeightsError
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.png"))
 NAME = "cnn_20k"
@@ -43,7 +43,7 @@ def test_pretrained_cfg_says_how_to_run_the_model(model):
     assert cfg["weights_sha256"] == spec.weights_sha256 and cfg["photo_recipe"].startswith("zoo.light_on_dark/1")
     assert not model.training
     # The state dict is the bare network's, so checkpoints round-trip with or without the wrapper.
-    assert set(model.state_dict()) == set(spec.builder().state_dict())
+    assert set(model.state_dict()) == set(spec.build().state_dict())
 
 
 def test_eval_mode_averages_the_mirror_and_train_mode_does_not():
@@ -77,7 +77,7 @@ def test_the_one_liner_reproduces_the_shipped_accuracy(model, fashion_mnist):
     """The transform passes data-set images through unchanged, except the few with a light border (22 of
     10,000), which it brings to the data set's convention: the one-liner must predict exactly like the data
     set's own preprocessing on all the others, and so reach the shipped accuracy within those few images."""
-    from zoo.preprocess import normalize
+    from zoo.core.preprocess import normalize
 
     transform = zoo.transforms(NAME)
     test = fashion_mnist.test
@@ -116,7 +116,7 @@ def test_a_resumable_checkpoint_loads_wherever_weights_load(interrupted_run, tmp
 
 
 def test_a_checkpoint_of_another_architecture_is_refused_in_one_short_line(tmp_path, capsys):
-    from zoo.checkpoint import save_checkpoint
+    from zoo.core.checkpoint import save_checkpoint
 
     foreign = tmp_path / "foreign.safetensors"
     save_checkpoint(foreign, zoo.create_model("resnet18_cifar").state_dict(), {"model": "cifar_cnn_best"})
@@ -157,7 +157,7 @@ def test_tables_fit_80_columns_without_cutting_anything(argv, capsys, monkeypatc
 
 
 def test_the_catalog_that_zoo_list_reads_is_the_registry():
-    from zoo import catalog
+    from zoo.core import catalog
 
     assert json.loads((Path(catalog.__file__).with_name(catalog.CATALOG)).read_text()) == catalog.build()
     assert catalog.rows() == [zoo.model_row(name) for name in zoo.list_models()]

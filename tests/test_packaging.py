@@ -33,7 +33,7 @@ def test_no_generic_top_level_packages(wheel_names):
 
 
 def test_subpackages_are_installed_under_zoo(wheel_names):
-    for module in ("zoo/training/engine.py", "zoo/export/__init__.py", "zoo/models/cnn.py", "zoo/cli.py"):
+    for module in ("zoo/training/engine.py", "zoo/export/__init__.py", "zoo/core/models/cnn.py", "zoo/cli/__init__.py"):
         assert module in wheel_names, module
 
 

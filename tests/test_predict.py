@@ -14,9 +14,9 @@ from PIL import Image
 
 import zoo
 from zoo.cli import main
-from zoo.images import open_image, to_model_array
+from zoo.core.datasets import CIFAR10, FASHION_MNIST
+from zoo.core.images import open_image, to_model_array
 from zoo.prediction import default_model
-from zoo.registry import CIFAR10, FASHION_MNIST
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.png"))
@@ -169,7 +169,8 @@ def test_cli_predicts_the_good_and_names_the_bad(capsys, tmp_path, weights):
 
 
 def test_default_model_and_missing_weights(monkeypatch, capsys):
-    from zoo import prediction, registry
+    from zoo import prediction
+    from zoo.core import spec, weights
 
     # The default: the most accurate Fashion-MNIST model that ships weights.
     fashion = [n for n in zoo.list_models() if zoo.get_spec(n).dataset == "fashion_mnist" and zoo.get_spec(n).accuracy]
@@ -177,14 +178,17 @@ def test_default_model_and_missing_weights(monkeypatch, capsys):
     monkeypatch.setenv("ZOO_MODEL", "fcn_100k")
     assert default_model() == "fcn_100k"
     # fcn_100k as if it shipped no weights (neither the registry nor the manifest knows any).
-    manifest = {k: v for k, v in registry.shipped_weights_manifest().items() if k != "fcn_100k"}
-    monkeypatch.setattr(prediction, "shipped_weights_manifest", lambda: manifest)
-    monkeypatch.setitem(registry._REGISTRY, "fcn_100k", dataclasses.replace(zoo.get_spec("fcn_100k"), weights_sha256=None))
+    manifest = {k: v for k, v in weights.manifest().items() if k != "fcn_100k"}
+    monkeypatch.setattr(weights, "manifest", lambda: manifest)
+    monkeypatch.setattr(prediction, "manifest", lambda: manifest)
+    monkeypatch.setitem(
+        spec._REGISTRY, "fcn_100k", dataclasses.replace(zoo.get_spec("fcn_100k"), weights_sha256=None, weights_tag=None)
+    )
     code = main(["predict", str(EXAMPLE_FILES[0])])
     err = capsys.readouterr().err
     assert code != 0 and "fcn_100k ships no trained weights yet" in err and "--weights PATH" in err
     assert len(err.strip().splitlines()) == 1
     monkeypatch.delenv("ZOO_MODEL")
-    monkeypatch.setattr(prediction, "shipped_weights_manifest", lambda: {})
+    monkeypatch.setattr(prediction, "manifest", lambda: {})
     with pytest.raises(zoo.ZooError, match="no Fashion-MNIST model ships trained weights"):
         default_model()

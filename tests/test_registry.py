@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 import zoo
-from zoo import registry
-from zoo.errors import ZooError
-from zoo.registry import register
+from zoo.core import spec as specs
+from zoo.core.errors import ZooError
+from zoo.core.spec import register
 
 
 def test_registering_a_duplicate_name_fails():
@@ -41,7 +41,7 @@ def test_recipe_overrides_are_typed_and_checked():
 
 def test_untrained_model_refuses_pretrained_with_a_clear_error(monkeypatch):
     # A model without shipped weights, whichever models ship today.
-    untrained = dataclasses.replace(zoo.get_spec("cnn_10k"), weights_sha256=None)
-    monkeypatch.setitem(registry._REGISTRY, "cnn_10k", untrained)
+    untrained = dataclasses.replace(zoo.get_spec("cnn_10k"), weights_sha256=None, weights_tag=None)
+    monkeypatch.setitem(specs._REGISTRY, "cnn_10k", untrained)
     with pytest.raises(ZooError, match="ships no trained weights yet"):
         zoo.create_model("cnn_10k", pretrained=True)

@@ -23,7 +23,7 @@ from PIL import Image
 
 import zoo
 from zoo.cli import main
-from zoo.images import to_model_array
+from zoo.core.images import to_model_array
 
 fastapi = pytest.importorskip("fastapi", reason="zoo serve's extra is not installed: pip install -e '.[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -59,7 +59,10 @@ def test_serving_imports_neither_torch_nor_the_exporter():
 
 
 def test_health_and_models_describe_the_shipped_models(client):
-    assert client.get("/healthz").json() == {"status": "ok", "models": [m["name"] for m in client.get("/v1/models").json()]}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "models": [m["name"] for m in client.get("/v1/models").json()],
+    }
     models = {m["name"]: m for m in client.get("/v1/models").json()}
     assert set(models) == {n for n in zoo.list_models() if zoo.get_spec(n).weights_sha256}
     spec = zoo.get_spec(NAME)
@@ -105,7 +108,9 @@ def test_include_input_shows_the_image_as_the_model_saw_it(client):
 def test_bad_uploads_get_a_json_error_and_the_server_keeps_serving(client, body, status, fragment):
     response = client.post(f"/v1/models/{NAME}/predict", content=body)
     assert response.status_code == status and fragment in response.json()["error"]
-    assert client.post(f"/v1/models/{NAME}/predict", content=EXAMPLES[3].read_bytes()).json()["top"][0]["class"] == "Dress"
+    assert (
+        client.post(f"/v1/models/{NAME}/predict", content=EXAMPLES[3].read_bytes()).json()["top"][0]["class"] == "Dress"
+    )
 
 
 def test_unknown_model_and_bad_topk_are_4xx(client):

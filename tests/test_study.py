@@ -9,6 +9,8 @@ import statistics
 import pytest
 
 import zoo
+from zoo.core.files import sha256_file
+from zoo.core.weights import ship
 from zoo.study import REFERENCE, run_study
 
 
@@ -29,11 +31,27 @@ def test_aggregates_every_seed_and_ships_the_best_validation_run(study):
     assert result.mean == pytest.approx(statistics.fmean(r["test_accuracy"] for r in reports))
     best = max(reports, key=lambda r: r["val_accuracy"])
     assert result.shipped_accuracy == best["test_accuracy"]
-    manifest = json.loads((root / "weights" / "manifest.json").read_text())
-    shipped = root / "weights" / "fcn_50k.safetensors"
-    assert manifest["fcn_50k"]["metrics"]["test_accuracy"] == best["test_accuracy"]
+    entry = json.loads((root / "weights" / "manifest.json").read_text())["fcn_50k"]
+    assert entry["default"] == "v1" and entry["tags"]["v1"]["metrics"]["test_accuracy"] == best["test_accuracy"]
+    shipped = root / "weights" / "fcn_50k.v1.safetensors"
+    assert entry["tags"]["v1"]["sha256"] == sha256_file(shipped)
     evaluation = zoo.evaluate("fcn_50k", weights=shipped)
     assert evaluation.accuracy == pytest.approx(best["test_accuracy"], abs=1e-6)
+
+
+def test_reshipping_adds_a_tag_and_never_changes_an_earlier_file(study):
+    root, (result,) = study
+    weights = root / "weights"
+    first = (weights / "fcn_50k.v1.safetensors").read_bytes()
+    other = next(s for s in result.seeds if s != result.best_seed)
+    checkpoint = root / "runs" / "fcn_50k" / f"seed{other}" / "best.safetensors"
+    assert ship(weights, "fcn_50k", "fashion_mnist", checkpoint, {"seed": other}) == "v2"
+    entry = json.loads((weights / "manifest.json").read_text())["fcn_50k"]
+    assert entry["default"] == "v2" and set(entry["tags"]) == {"v1", "v2"}
+    assert (weights / "fcn_50k.v1.safetensors").read_bytes() == first
+    assert (weights / "fcn_50k.v2.safetensors").read_bytes() == checkpoint.read_bytes()
+    # The same bytes shipped again keep their tag.
+    assert ship(weights, "fcn_50k", "fashion_mnist", checkpoint, {"seed": other}) == "v2"
 
 
 def test_writes_table_plot_and_model_card(study):
@@ -61,4 +79,4 @@ def test_records_without_checkpoints_rebuild_the_docs_but_cannot_ship(study, tmp
     assert (tmp_path / "docs" / "models" / "fcn_50k.md").is_file()
     with pytest.raises(zoo.ZooError, match="cannot ship fcn_50k"):
         run_study(["fcn_50k"], runs_dir=records, docs_dir=tmp_path / "docs", ship_weights=True, weights_dir=tmp_path)
-    assert not (tmp_path / "fcn_50k.safetensors").exists()
+    assert not list(tmp_path.glob("fcn_50k*.safetensors"))

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import zoo
-from zoo.checkpoint import read_checkpoint
-from zoo.errors import WeightsError, ZooError
-from zoo.training import engine
+from zoo.core.checkpoint import read_checkpoint
+from zoo.core.errors import WeightsError, ZooError
+from zoo.core.rundir import RunDir
+from zoo.training import TrainingInterrupted
 
 QUICK = {"limit_train": 4000, "val_size": 1000, "batch_size": 128, "progress": False}
 
@@ -56,15 +57,15 @@ def test_evaluate_reproduces_the_reported_test_accuracy(quick_run, data_dir):
 def test_resume_continues_the_run_as_it_was_started(tmp_path, data_dir, monkeypatch):
     """Killed after epoch 1 of 3, a plain resume trains epochs 2 and 3 of that run (not the registry's 150)."""
     out = tmp_path / "run"
-    save_checkpoint = engine.save_checkpoint
+    save_last = RunDir.save_last
 
-    def save_then_stop(path, tensors, meta):
-        save_checkpoint(path, tensors, meta)
-        if path.name == "last.safetensors" and meta.get("epoch") == 1:
+    def save_then_stop(run, tensors, meta):
+        save_last(run, tensors, meta)
+        if meta.get("epoch") == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_stop)
-    with pytest.raises(engine.TrainingInterrupted, match="can be resumed"):
+    monkeypatch.setattr(RunDir, "save_last", save_then_stop)
+    with pytest.raises(TrainingInterrupted, match="can be resumed"):
         zoo.train("fcn_50k", epochs=3, out=out, data_dir=data_dir, **QUICK)
     monkeypatch.undo()
     first_epoch_weights, _ = read_checkpoint(out / "last.safetensors")
@@ -85,7 +86,7 @@ def test_resume_refuses_a_changed_recipe_and_extends_only_when_asked(tmp_path, d
         zoo.train("fcn_50k", lr=0.5, epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
     # While another process trains the run (here: this test holds its lock), a resume is refused untouched.
     metrics = (out / "metrics.jsonl").read_text()
-    with engine._exclusive(out), pytest.raises(ZooError, match="being trained by another process"):
+    with RunDir(out).lock(), pytest.raises(ZooError, match="being trained by another process"):
         zoo.train("fcn_50k", epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)
     assert (out / "metrics.jsonl").read_text() == metrics
     zoo.train("fcn_50k", epochs=4, extend=True, resume=out, data_dir=data_dir, **QUICK)

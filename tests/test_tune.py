@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from zoo.errors import ZooError
-from zoo.registry import get_spec
+import zoo
+from zoo.core.errors import ZooError
+from zoo.core.registry import get_spec
 
 ray = pytest.importorskip("ray", reason="zoo tune needs the [tune] extra (Ray Tune)")
 
-from zoo.tune import budget_check, load_space, parse_resources, spec_widths, tune_model, with_widths  # noqa: E402
+from zoo.tune import arch_for, budget_check, load_space, parse_resources, spec_widths, tune_model  # noqa: E402
 
 # 60-60 (51,530 parameters) is over fcn_50k's budget and must never train; 54-54-54 is the registry's.
 SPACE = {
@@ -36,7 +37,9 @@ def test_a_real_sweep_ranks_ordinary_runs_and_resumes(data_dir: Path, tmp_path: 
     for trial in result.trials:
         run = Path(trial.run_dir)
         # An ordinary run folder: the engine's config, per-epoch metrics and a resumable checkpoint.
-        assert {"config.json", "metrics.jsonl", "last.safetensors", "best.safetensors"} <= {p.name for p in run.iterdir()}
+        assert {"config.json", "metrics.jsonl", "last.safetensors", "best.safetensors"} <= {
+            p.name for p in run.iterdir()
+        }
         config = json.loads((run / "config.json").read_text())
         assert config["train_images"] == 2000 and config["recipe"]["epochs"] == 3
         assert config["recipe"]["lr"] == pytest.approx(trial.settings["lr"])
@@ -57,7 +60,7 @@ def test_a_real_sweep_ranks_ordinary_runs_and_resumes(data_dir: Path, tmp_path: 
     # The ranked table fits an 80-column terminal.
     from rich.console import Console
 
-    from zoo.cli import tune_table
+    from zoo.cli.tune import tune_table
 
     console = Console(width=80, record=True)
     console.print(tune_table(result, 80))
@@ -91,14 +94,17 @@ def test_max_concurrent_runs_trials_one_after_another(data_dir: Path, tmp_path: 
 
 def test_candidates_are_held_to_the_budget() -> None:
     spec = get_spec("cnn_10k")
-    assert budget_check(with_widths(spec, spec_widths(spec))) == spec.params  # the registry's own
-    assert budget_check(with_widths(spec, [8, 12, 16, 20, 20])) == 9_506  # another plan within the range
+    assert budget_check(spec, arch_for(spec, spec_widths(spec))) == spec.params  # the registry's own
+    assert budget_check(spec) == spec.params
+    assert budget_check(spec, arch_for(spec, [8, 12, 16, 20, 20])) == 9_506  # another plan within the range
     with pytest.raises(ZooError, match="outside cnn_10k's range"):
-        budget_check(with_widths(spec, [16, 24, 32, 32, 32]))
+        budget_check(spec, arch_for(spec, [16, 24, 32, 32, 32]))
     with pytest.raises(ZooError, match="5 convolutions"):
-        with_widths(spec, [8, 16])
+        arch_for(spec, [8, 16])
     with pytest.raises(ZooError, match="takes no widths"):
-        with_widths(get_spec("cifar_cnn_best"), [64, 128, 256])
+        arch_for(get_spec("resnet18_cifar"), [64, 128, 256])
+    # Widths reach the builder as an architecture argument, as create_model passes them (timm style).
+    assert zoo.create_model("cnn_10k", widths=(8, 12, 16, 20, 20)).network[2][0].out_channels == 12
     with pytest.raises(ZooError, match="none of the widths candidates fits"):
         load_space({"widths": {"choice": [[300, 300]]}}, get_spec("fcn_50k"))
     assert load_space(SPACE, get_spec("fcn_50k"))["widths"] == {"choice": [[54, 54, 54], [52, 52, 52, 52]]}
@@ -121,9 +127,11 @@ def test_bad_search_spaces_are_one_line_errors(space: dict, message: str) -> Non
 def test_resources_per_trial() -> None:
     assert parse_resources("cpu=1,gpu=0.25") == {"cpu": 1.0, "gpu": 0.25}
     assert parse_resources("gpu=0.5") == {"cpu": 1.0, "gpu": 0.5}
-    for bad in ("cpu=two", "tpu=1", "cpu=0", "cpu"):
-        with pytest.raises(ZooError, match="cpu"):
+    for bad in ("cpu=two", "tpu=1", "cpu"):
+        with pytest.raises(ZooError, match=f"expects cpu=N,gpu=F .*, got '{bad}'"):
             parse_resources(bad)
+    with pytest.raises(ZooError, match="needs at least some cpu"):
+        parse_resources("cpu=0")
 
 
 def test_cli_errors_and_the_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

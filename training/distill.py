@@ -17,13 +17,15 @@ import hashlib
 import torch
 import torch.nn.functional as F
 
-from zoo.cache import cache_dir
-from zoo.errors import ZooError
-from zoo.files import atomic_write, sha256_file
-from zoo.loading import load_model
-from zoo.preprocess import predict_logits
-from zoo.recipe import Recipe
-from zoo.registry import ModelSpec, get_spec
+from zoo.core.cache import cache_dir
+from zoo.core.errors import ZooError
+from zoo.core.files import atomic_write, sha256_file
+from zoo.core.loading import load_model
+from zoo.core.preprocess import predict_logits
+from zoo.core.recipe import Recipe
+from zoo.core.registry import get_spec
+from zoo.core.spec import ModelSpec
+from zoo.core.weights import shipped_weights
 
 from .augment import crop_at
 
@@ -42,9 +44,12 @@ class Teacher:
         name, _, path = recipe.teacher.partition("=")
         spec = get_spec(name)
         if spec.dataset != student.dataset or spec.classes != student.classes:
-            raise ZooError(f"teacher {name} is trained on {spec.dataset}, the student on {student.dataset}")
+            raise ZooError(
+                f"teacher {name} is trained on {spec.dataset}, the student on {student.dataset}", argument="teacher"
+            )
         padding = recipe.crop_padding
-        weights = sha256_file(path) if path else spec.weights_sha256
+        shipped = None if path else shipped_weights(name)
+        weights = sha256_file(path) if path else shipped.sha256 if shipped else None
         key = hashlib.sha256(f"{name}:{weights}:{padding}:{tuple(images.shape)}:".encode())
         key.update(images.contiguous().cpu().numpy().tobytes())
         cached = cache_dir() / "teacher-logits" / f"{key.hexdigest()[:32]}.pt"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 T = TypeVar("T")
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -55,6 +56,19 @@ class Distributed:
         box = [value if self.is_main else None]
         dist.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
         return box[0]
+
+    def decide(self, choose: Callable[[], T]) -> T:
+        """Rank 0's `choose()` on every rank; a ZooError it raises is raised on every rank alike."""
+        outcome: T | ZooError | None = None
+        if self.is_main:
+            try:
+                outcome = choose()
+            except ZooError as error:
+                outcome = error
+        outcome = self.broadcast(outcome)
+        if isinstance(outcome, ZooError):
+            raise outcome
+        return outcome
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum `tensor` over all ranks, in place; returns it."""

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import importlib
 
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _PUBLIC = {
-    "ModelSpec": "zoo.registry",
-    "get_spec": "zoo.registry",
-    "list_models": "zoo.registry",
+    "ModelSpec": "zoo.core.spec",
+    "get_spec": "zoo.core.registry",
+    "list_models": "zoo.core.registry",
     "create_model": "zoo.api",
     "transforms": "zoo.api",
     "evaluate": "zoo.api",

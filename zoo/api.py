@@ -4,27 +4,38 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from zoo.checkpoint import shipped_weights_path
-from zoo.data import load_dataset
-from zoo.errors import ZooError
-from zoo.loading import Classifier, load_model
-from zoo.preprocess import ImageTransform, predict_logits
-from zoo.registry import get_spec
+from zoo.core import catalog
+from zoo.core.data import load_dataset
+from zoo.core.device import resolve_device
+from zoo.core.errors import ZooError
+from zoo.core.loading import Classifier, load_model
+from zoo.core.preprocess import ImageTransform, predict_logits
+from zoo.core.registry import get_spec
+from zoo.core.rundir import RunDir
+from zoo.core.weights import default_weights, tags
+
+if TYPE_CHECKING:
+    from zoo.training import TrainResult
 
 
-def create_model(name: str | None = None, pretrained: bool = False, weights: str | os.PathLike[str] | None = None) -> Classifier:
+def create_model(
+    name: str | None = None, pretrained: bool = False, weights: str | os.PathLike[str] | None = None, **kwargs: object
+) -> Classifier:
     """Build a registered model in eval mode, carrying its config (`model.pretrained_cfg`).
 
-    `pretrained=True` loads the shipped, sha256-verified weights; `weights=PATH` a checkpoint instead (a run's
-    best.safetensors or last.safetensors; its metadata names the model, so `name` may be left out). In eval
+    `pretrained=True` loads the shipped, sha256-verified weights (`name.tag`, e.g. "cnn_50k.v1", for a tag
+    other than the default); `weights=PATH` a checkpoint instead (a run's best.safetensors or last.safetensors;
+    its metadata names the model, so `name` may be left out). Keyword arguments are architecture arguments of
+    the model's builder (`widths=(16, 32, 32, 48, 48)`, `dropout=0.1`), as in timm's `create_model`. In eval
     mode the model computes what zoo reports, flip test-time augmentation included:
     `model(zoo.transforms(name)(image)[None])` gives `zoo predict`'s logits.
     """
-    return load_model(name, weights=weights, pretrained=pretrained).model
+    return load_model(name, weights=weights, pretrained=pretrained, **kwargs).model
 
 
 def transforms(name: str) -> ImageTransform:
@@ -42,43 +53,61 @@ def train(
     extend: bool = False,
     limit_train: int | None = None,
     progress: bool = True,
+    arch: dict[str, object] | None = None,
+    on_epoch=None,
+    measure_test: bool = True,
     **recipe_overrides: object,
-):
+) -> TrainResult:
     """Train a registered model with its recipe; keyword arguments override recipe fields (epochs=2, lr=0.05).
 
     `resume=RUN_DIR` continues a run with the recipe it was started with; a different value for any field
     is refused, except `epochs` with `extend=True`, which lengthens the run and continues its learning-rate
-    schedule smoothly from where it stands.
+    schedule smoothly from where it stands. `arch` changes the architecture (`{"widths": [...]}`); `on_epoch`
+    receives each epoch's record; `measure_test=False` never touches the test set (a hyper-parameter search).
     """
-    from zoo.training import train_model  # lazily: the training engine imports timm
-    from zoo.training.engine import run_recipe
+    from zoo.training import train_model  # on first use: the trainer imports timm, which evaluation never needs
 
     spec = get_spec(name)
     overrides = {k: v for k, v in recipe_overrides.items() if v is not None}
-    if resume is None:
-        return train_model(
-            spec, spec.recipe.replace(**overrides), data_dir=data_dir, out=out, device=device,
-            limit_train=limit_train, progress=progress,
-        )  # fmt: skip
-    started = run_recipe(resume)
+    recipe = spec.recipe.replace(**overrides) if resume is None else _resumed_recipe(resume, overrides, extend)
+    return train_model(
+        spec, recipe, data_dir=data_dir, out=out if resume is None else None, device=device, resume=resume,
+        limit_train=limit_train, progress=progress, on_epoch=on_epoch, measure_test=measure_test, arch=arch,
+    )  # fmt: skip
+
+
+def _resumed_recipe(resume: str | os.PathLike[str], overrides: dict[str, object], extend: bool):
+    """The recipe a resumed run continues with: its own, or its own with more epochs when extending."""
+    started = RunDir.of(resume).recipe()
     recipe = started.replace(**overrides)
     changed = {k: v for k, v in recipe.to_dict().items() if v != getattr(started, k)}
     allowed = {"epochs"} if extend else set()
     if set(changed) - allowed:
         field = sorted(set(changed) - allowed)[0]
-        hint = "; to train it longer pass extend=True" if field == "epochs" else ""
+        hint = "; to train it longer pass {extend=True}" if field == "epochs" else ""
         raise ZooError(
             f"the run in {resume} was started with {field}={getattr(started, field)!r}, not {changed[field]!r}: "
-            f"a resumed run keeps its recipe{hint}"
+            f"a resumed run keeps its recipe{hint}",
+            argument=field,
         )
     if extend and "epochs" not in changed:
-        raise ZooError(f"extend=True needs more epochs than the run's {started.epochs}")
+        raise ZooError(f"{{extend=True}} needs more {{epochs}} than the run's {started.epochs}")
     if recipe.epochs < started.epochs:
-        raise ZooError(f"a run can only be extended: {recipe.epochs} epochs < its {started.epochs}")
-    return train_model(
-        spec, recipe, data_dir=data_dir, out=out, device=device, resume=resume, limit_train=limit_train,
-        progress=progress,
-    )  # fmt: skip
+        raise ZooError(f"a run can only be extended: {recipe.epochs} epochs < its {started.epochs}", argument="epochs")
+    return recipe
+
+
+def finish_run(name: str, run_dir: str | os.PathLike[str], **options: object) -> TrainResult | None:
+    """Make sure the run in `run_dir` is trained: nothing when it has finished, a resume when it has started
+    (its own recipe), else a new run there with `options` (recipe fields and `train` arguments)."""
+    run = RunDir(run_dir)
+    if run.finished:
+        return None
+    if run.started:
+        kept = ("data_dir", "device", "progress", "on_epoch", "measure_test", "limit_train", "arch")
+        engine = {k: v for k, v in options.items() if k in kept}
+        return train(name, resume=run.path, **engine)
+    return train(name, out=run.path, **options)
 
 
 @dataclass(frozen=True)
@@ -112,15 +141,13 @@ def evaluate(
     Pass a name (shipped weights), `weights=PATH` (the checkpoint names its model), or a model from
     `create_model` (or any module with `spec=NAME`).
     """
-    from zoo.training.engine import resolve_device  # lazily: the training engine imports timm
-
     if batch_size < 1:
-        raise ZooError(f"invalid batch size {batch_size}")
+        raise ZooError(f"invalid {{batch_size}} {batch_size}")
     if isinstance(name_or_model, nn.Module):
         model = name_or_model
         name = spec or getattr(model, "pretrained_cfg", {}).get("model")
         if name is None:
-            raise ZooError("evaluate() needs spec=NAME for a model that did not come from zoo.create_model")
+            raise ZooError("evaluate() needs {spec=NAME} for a model that did not come from zoo.create_model")
         model_spec = get_spec(name)
         if not isinstance(model, Classifier):  # a bare network: evaluate it as zoo does (flip TTA included)
             model = Classifier(model, model_spec)
@@ -132,7 +159,9 @@ def evaluate(
     test = load_dataset(model_spec.dataset, data_dir).test
     if limit:
         test = test.subset(torch.arange(min(limit, len(test))))
-    logits = predict_logits(model.to(resolved), test.images, model_spec.preprocessing, batch_size=batch_size, device=resolved)
+    logits = predict_logits(
+        model.to(resolved), test.images, model_spec.preprocessing, batch_size=batch_size, device=resolved
+    )
     predicted = logits.argmax(1)
     classes = model_spec.num_classes
     confusion = torch.bincount(test.labels * classes + predicted, minlength=classes * classes).view(classes, classes)
@@ -151,28 +180,19 @@ def evaluate(
 
 
 def model_row(name: str) -> dict[str, object]:
-    """One model's line in `zoo list`: the registry's facts plus whether weights are present."""
-    spec = get_spec(name)
-    return {
-        "name": spec.name,
-        "dataset": spec.dataset,
-        "family": spec.family,
-        "params": spec.params,
-        "budget": spec.budget,
-        "macs": spec.macs,
-        "accuracy": spec.accuracy,
-        "weights_present": spec.weights_sha256 is not None and shipped_weights_path(spec.weights_file).is_file(),
-    }
+    """One model's line in `zoo list`: the registry's facts plus its shipped accuracy and whether weights are present."""
+    return catalog.row(get_spec(name).name)
 
 
 def model_info(name: str) -> dict[str, object]:
     """Everything `zoo info` shows: per-layer summary measured on the real model, recipe, preprocessing, weights."""
     from dataclasses import asdict
 
-    from zoo.summary import summarize
+    from zoo.core.summary import summarize
 
     spec = get_spec(name)
-    layers = summarize(spec.builder(), spec.input_shape)
+    shipped = default_weights(spec.name)
+    layers = summarize(spec.build(), spec.input_shape)
     return {
         **model_row(name),
         "description": spec.description,
@@ -186,8 +206,11 @@ def model_info(name: str) -> dict[str, object]:
         "recipe": spec.recipe.to_dict(),
         "preprocessing": asdict(spec.preprocessing),
         "tta_flip": spec.tta_flip,
+        "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.arch.items()},
         "weights": {
-            "file": spec.weights_file,
+            "file": shipped.file if shipped else None,
+            "tag": spec.weights_tag,
+            "tags": tags(spec.name),
             "sha256": spec.weights_sha256,
             "present": model_row(name)["weights_present"],
         },

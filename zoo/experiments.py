@@ -20,11 +20,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.errors import ZooError
-from zoo.files import atomic_write
-from zoo.models.reference import REFERENCE_MODELS, STUDY_RECIPES
-from zoo.recipe import Recipe
-from zoo.registry import get_spec
+from zoo.api import finish_run
+from zoo.core.data import load_dataset, train_val_split
+from zoo.core.device import resolve_device
+from zoo.core.errors import ZooError
+from zoo.core.files import atomic_write
+from zoo.core.loading import load_model
+from zoo.core.models.reference import REFERENCE_MODELS, STUDY_RECIPES
+from zoo.core.preprocess import predict_logits
+from zoo.core.recipe import Recipe
+from zoo.core.registry import get_spec
+from zoo.core.rundir import RunDir
+from zoo.insight import pyplot, save_png
 
 _DATA_SET_NAMES = {"cifar10": "CIFAR-10 (JPEG test set)", "fashion_mnist": "Fashion-MNIST (10,000 test images)"}
 AUGMENT = {"crop_padding": 4, "hflip": True}  # the studies' "with augmentation": shifts and mirrors
@@ -165,7 +172,7 @@ def run_experiment(
 ) -> list[Row]:
     """Train the experiment's missing runs (with train=True), then write its table and plot."""
     if name not in EXPERIMENTS:
-        raise ZooError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}, all")
+        raise ZooError(f"unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}, all", argument="name")
     experiment = EXPERIMENTS[name]
     runs_dir = Path(docs_dir) / "experiments" / "runs"
     rows = []
@@ -177,7 +184,7 @@ def run_experiment(
         rows.append(_row(variant, run_dir))
     finished = [row for row in rows if row is not None]
     if not finished:
-        raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with train=True")
+        raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with {{train=True}}")
     out = Path(docs_dir) / "experiments"
     atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(markdown(experiment, finished, len(rows))))
     plot(experiment, finished, out / f"{name}.png")
@@ -188,17 +195,8 @@ def run_experiment(
 
 def _train(variant: Variant, run_dir: Path, data_dir, device) -> None:
     """Train the variant's run unless it finished; an interrupted one is resumed."""
-    from zoo.api import train
-
-    if (run_dir / "report.json").is_file():
-        return
-    if (run_dir / "last.safetensors").is_file():
-        train(variant.model, resume=run_dir, data_dir=data_dir, device=device)
-        return
-    train(
-        variant.model, out=run_dir, data_dir=data_dir, device=device, limit_train=variant.limit_train,
-        **variant.resolved_recipe().to_dict(),
-    )  # fmt: skip
+    finish_run(variant.model, run_dir, data_dir=data_dir, device=device, limit_train=variant.limit_train,
+               **variant.resolved_recipe().to_dict())  # fmt: skip
 
 
 TRAIN_EVAL = "train_accuracy.json"
@@ -209,37 +207,29 @@ def _measure_train_accuracy(variant: Variant, run_dir: Path, data_dir, device) -
     measured as zoo measures test accuracy; written once beside the run's report (the checkpoint itself is
     not committed, the figure is). The running accuracy of the last epoch's augmented batches is no
     train accuracy for such a comparison: augmentation and dropout lower it below the test figure."""
-    from zoo.data import load_dataset, train_val_split
-    from zoo.loading import load_model
-    from zoo.preprocess import predict_logits
-    from zoo.training.engine import resolve_device
-
-    target, checkpoint = run_dir / TRAIN_EVAL, run_dir / "best.safetensors"
-    if target.is_file() or not checkpoint.is_file() or not (run_dir / "report.json").is_file():
+    run = RunDir(run_dir)
+    if run.record(TRAIN_EVAL) is not None or not run.best_checkpoint.is_file() or not run.finished:
         return
-    recipe = Recipe(**json.loads((run_dir / "config.json").read_text())["recipe"])
-    loaded = load_model(weights=checkpoint)
+    recipe = Recipe(**run.config()["recipe"])
+    loaded = load_model(weights=run.best_checkpoint)
     data = load_dataset(loaded.spec.dataset, data_dir)
     train, _ = train_val_split(data.train, recipe.val_size, recipe.split_seed, variant.limit_train)
     resolved = resolve_device(device)
     logits = predict_logits(loaded.model.to(resolved), train.images, loaded.spec.preprocessing, device=resolved)
     accuracy = (logits.argmax(1) == train.labels).float().mean().item()
-    document = {"train_accuracy": accuracy, "images": len(train), "weights": "best.safetensors", "augmentation": "none"}
-    atomic_write(target, lambda tmp: tmp.write_text(json.dumps(document, indent=2) + "\n"))
+    run.write_record(TRAIN_EVAL, {"train_accuracy": accuracy, "images": len(train), "weights": run.BEST,
+                                  "augmentation": "none"})  # fmt: skip
 
 
 def _row(variant: Variant, run_dir: Path) -> Row | None:
-    report_path = run_dir / "report.json"
-    if not report_path.is_file():
+    run = RunDir(run_dir)
+    report = run.report()
+    if report is None:
         return None
-    report = json.loads(report_path.read_text())
-    config = json.loads((run_dir / "config.json").read_text())
-    measured = run_dir / TRAIN_EVAL
-    if measured.is_file():
-        train_accuracy = json.loads(measured.read_text())["train_accuracy"]
-    else:  # the checkpoint is gone (a fresh clone): the record is all there is
-        metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        train_accuracy = metrics[-1]["train_accuracy"]
+    config = run.config()
+    measured = run.record(TRAIN_EVAL)
+    # Without the checkpoint (a fresh clone) the record of the last epoch is all there is.
+    train_accuracy = measured["train_accuracy"] if measured else run.metrics()[-1]["train_accuracy"]
     return Row(
         label=variant.label, model=variant.model, recipe=variant.recipe, train_images=config["train_images"],
         params=report["params"], epochs=report["epochs"], train_accuracy=train_accuracy,
@@ -293,14 +283,12 @@ def reference_table(rows: list[Row]) -> str:
 
 
 def _hardware(rows: list[Row]) -> str:
-    config = json.loads((Path(rows[0].run) / "config.json").read_text())
+    config = RunDir(rows[0].run).config()
     return str(config.get("hardware", config.get("device", "unknown")))
 
 
 def plot(experiment: Experiment, rows: list[Row], path: Path) -> None:
-    from zoo.insight import _pyplot, _save
-
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.5, 4.2))
     if experiment.sizes:
         sizes = [r.train_images for r in rows]
@@ -340,4 +328,4 @@ def plot(experiment: Experiment, rows: list[Row], path: Path) -> None:
     axes.grid(alpha=0.3, axis="y")
     axes.set_title(experiment.title, fontsize=9)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)

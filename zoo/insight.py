@@ -10,7 +10,6 @@ gradient code. matplotlib and Captum are the `[plot]` extra.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,12 +19,13 @@ import torch
 from torch import nn
 
 from zoo.api import evaluate
-from zoo.data import load_dataset
-from zoo.errors import ZooError
-from zoo.files import atomic_write
-from zoo.loading import LoadedModel, load_model
-from zoo.preprocess import ImageTransform, predict_logits
-from zoo.registry import ModelSpec
+from zoo.core.data import load_dataset
+from zoo.core.errors import ZooError
+from zoo.core.files import atomic_write
+from zoo.core.loading import LoadedModel, load_model
+from zoo.core.preprocess import ImageTransform, predict_logits
+from zoo.core.rundir import RunDir
+from zoo.core.spec import ModelSpec
 
 PathLike = str | os.PathLike[str]
 
@@ -43,7 +43,7 @@ class Plot:
         return {"kind": self.kind, "path": self.path, "model": self.model, **self.facts}
 
 
-def _pyplot():
+def pyplot():
     missing = [m for m in ("matplotlib", "captum") if importlib.util.find_spec(m) is None]
     if missing:
         raise ZooError(f'zoo plot needs {" and ".join(missing)}: python3 -m pip install "zoo-classifiers[plot]"')
@@ -55,12 +55,12 @@ def _pyplot():
     return plt
 
 
-def _save(figure, out: PathLike) -> str:
+def save_png(figure, out: PathLike) -> str:
     path = Path(out)
     if path.suffix.lower() != ".png":
         raise ZooError(f"out={path} must name a .png file")
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png"))
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return str(path)
 
 
@@ -68,12 +68,12 @@ def _save(figure, out: PathLike) -> str:
 
 
 def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
-    """Loss and accuracy per epoch (train and validation) from runs' metrics.jsonl, overlaid and labelled."""
+    """Loss and accuracy per epoch (train and validation) from runs' metrics, overlaid and labelled."""
     if not run_dirs:
         raise ZooError("give at least one run folder")
     runs = [_read_run(Path(d)) for d in run_dirs]
     labels = _run_labels(runs)
-    plt = _pyplot()
+    plt = pyplot()
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = plt.get_cmap("tab10")
     for index, (run, label) in enumerate(zip(runs, labels, strict=True)):
@@ -102,18 +102,15 @@ def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
         label: max(run["metrics"], key=lambda r: r["val_accuracy"])["val_accuracy"]
         for run, label in zip(runs, labels, strict=True)
     }
-    return Plot("curves", _save(figure, out), models[0] if len(models) == 1 else None, {"best_val_accuracy": best})
+    return Plot("curves", save_png(figure, out), models[0] if len(models) == 1 else None, {"best_val_accuracy": best})
 
 
 def _read_run(run_dir: Path) -> dict[str, object]:
-    metrics_path = run_dir / "metrics.jsonl"
-    if not metrics_path.is_file():
-        raise ZooError(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    metrics = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    run = RunDir(run_dir)
+    metrics = run.metrics()
     if not metrics:
-        raise ZooError(f"{metrics_path} has no finished epoch yet")
-    config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        raise ZooError(f"{run_dir} is not a run folder with a finished epoch", argument="run_dirs")
+    config = run.config() if run.has_config else {}
     return {"dir": run_dir, "model": config.get("model", run_dir.name), "config": config, "metrics": metrics}
 
 
@@ -145,7 +142,7 @@ def plot_confusion(
     k = spec.num_classes
     counts = torch.tensor(evaluation.confusion_matrix)
     rates = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7.6, 6.4))
     image = axes.imshow((100 * rates).numpy(), cmap="Blues", vmin=0, vmax=100)
     for i in range(k):
@@ -188,7 +185,7 @@ def plot_confusion(
         "weights": loaded.weights.label,
         "confused_pairs": pairs[:5],
     }
-    return Plot("confusion", _save(figure, out or f"{spec.name}-confusion.png"), spec.name, facts)
+    return Plot("confusion", save_png(figure, out or f"{spec.name}-confusion.png"), spec.name, facts)
 
 
 def plot_errors(
@@ -201,7 +198,7 @@ def plot_errors(
 ) -> Plot:
     """The test images the model got wrong most confidently, with true and predicted class."""
     if count < 1:
-        raise ZooError(f"count must be at least 1, got {count}")
+        raise ZooError(f"{{count}} must be at least 1, got {count}")
     loaded = load_model(name, weights=weights)
     spec = loaded.spec
     test = load_dataset(spec.dataset, data_dir).test
@@ -209,7 +206,7 @@ def plot_errors(
     confidence, predicted = probabilities.max(1)
     wrong = (predicted != test.labels).nonzero().flatten()
     worst = wrong[confidence[wrong].argsort(descending=True)][:count]
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(8, max(1, len(worst)))
     rows = max(1, math.ceil(len(worst) / columns))
     figure, grid = plt.subplots(rows, columns, figsize=(1.55 * columns, 1.95 * rows + 0.5), squeeze=False)
@@ -234,7 +231,7 @@ def plot_errors(
         for i in worst.tolist()
     ]
     facts = {"errors": len(wrong), "images": len(test), "weights": loaded.weights.label, "shown": shown}
-    return Plot("errors", _save(figure, out or f"{spec.name}-errors.png"), spec.name, facts)
+    return Plot("errors", save_png(figure, out or f"{spec.name}-errors.png"), spec.name, facts)
 
 
 def _show(axes, image: torch.Tensor) -> None:
@@ -265,7 +262,7 @@ def plot_filters(name: str | None = None, *, weights: PathLike | None = None, ou
     spec = loaded.spec
     layer_name, conv = _convolutions(loaded, "filters")[0]
     kernels = conv.weight.detach().float()  # [out, in, kh, kw]
-    plt = _pyplot()
+    plt = pyplot()
     count = len(kernels)
     columns = min(16, count)
     rows = math.ceil(count / columns)
@@ -300,7 +297,7 @@ def plot_filters(name: str | None = None, *, weights: PathLike | None = None, ou
         "kernel_shape": [conv.in_channels, kh, kw],
         "weights": loaded.weights.label,
     }
-    return Plot("filters", _save(figure, out or f"{spec.name}-filters.png"), spec.name, facts)
+    return Plot("filters", save_png(figure, out or f"{spec.name}-filters.png"), spec.name, facts)
 
 
 def plot_features(
@@ -324,7 +321,7 @@ def plot_features(
     finally:
         for hook in hooks:
             hook.remove()
-    plt = _pyplot()
+    plt = pyplot()
     rows = len(convs) + 1
     figure, grid = plt.subplots(rows, channels, figsize=(1.25 * channels, 1.35 * rows + 0.4), squeeze=False)
     for axes in grid.flat:
@@ -358,7 +355,7 @@ def plot_features(
         "prediction": spec.classes[top],
         "weights": loaded.weights.label,
     }
-    return Plot("features", _save(figure, out or f"{spec.name}-features.png"), spec.name, facts)
+    return Plot("features", save_png(figure, out or f"{spec.name}-features.png"), spec.name, facts)
 
 
 def _keep(store: dict[str, torch.Tensor], name: str):
@@ -385,7 +382,7 @@ def plot_saliency(
 ) -> Plot:
     """Where the model looks for a class: Captum's Grad-CAM on the last convolution (CNNs) or the input
     gradient (MLPs), over the image as preprocessed for prediction. The class defaults to the predicted one."""
-    _pyplot()  # Captum is part of the same extra
+    pyplot()  # Captum is part of the same extra
     from captum.attr import LayerAttribution, LayerGradCam, Saliency
 
     loaded = load_model(name, weights=weights)
@@ -406,7 +403,7 @@ def plot_saliency(
         method = "input-gradient saliency"
     heat = heat.detach()
     heat = heat / heat.max().clamp(min=1e-12)
-    plt = _pyplot()
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(7.2, 3.6))
     _show_input(left, x[0], spec)
     left.set_title("input (as predicted)", fontsize=9)
@@ -424,7 +421,7 @@ def plot_saliency(
         "method": method,
         "weights": loaded.weights.label,
     }
-    return Plot("saliency", _save(figure, out or f"{spec.name}-saliency.png"), spec.name, facts)
+    return Plot("saliency", save_png(figure, out or f"{spec.name}-saliency.png"), spec.name, facts)
 
 
 def _class_index(spec: ModelSpec, target: str | int) -> int:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zoo.cache import cache_dir
-from zoo.errors import WeightsError, ZooError
-from zoo.files import sha256_file, shipped_weights_path
-from zoo.images import ImageError, expand_inputs, open_image, to_model_array
-from zoo.registry import shipped_weights_manifest
+from zoo.core.cache import cache_dir
+from zoo.core.errors import WeightsError, ZooError
+from zoo.core.files import sha256_file
+from zoo.core.images import ImageError, InputFile, expand_inputs, open_image, to_model_array
+from zoo.core.weights import manifest, shipped_weights, split_tag
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 MODEL_ENV = "ZOO_MODEL"  # overrides the default model of `zoo predict`
@@ -42,29 +42,33 @@ def default_model() -> str:
     """$ZOO_MODEL, else the most accurate Fashion-MNIST model that ships trained weights (from the manifest)."""
     if os.environ.get(MODEL_ENV):
         return os.environ[MODEL_ENV]
-    shipped = {n: e for n, e in shipped_weights_manifest().items() if e.get("dataset") == "fashion_mnist"}
-    if not shipped:
+    accuracy = {
+        name: shipped_weights(name).metrics["test_accuracy"]
+        for name, entry in manifest().items()
+        if entry["dataset"] == "fashion_mnist"
+    }
+    if not accuracy:
         raise WeightsError(
-            "no Fashion-MNIST model ships trained weights yet; pass model=NAME with weights=PATH "
-            "(a run's best.safetensors) or onnx=FILE"
+            "no Fashion-MNIST model ships trained weights yet; pass {model=NAME} with {weights=PATH} "
+            "(a run's best.safetensors) or {onnx=FILE}",
         )
-    return max(shipped, key=lambda n: shipped[n]["metrics"]["test_accuracy"])
+    return max(accuracy, key=accuracy.__getitem__)
 
 
 def onnx_at_hand(model: str | None = None, weights: str | os.PathLike[str] | None = None) -> Path | None:
-    """The validated ONNX file for these weights (a checkpoint, else `model`'s shipped weights) if one exists
-    already: shipped in the package or exported earlier into the user cache. Needs no torch."""
+    """The validated ONNX file for these weights (a checkpoint, else `model`'s shipped weights, `model.tag`
+    for a tag) if one exists already: shipped in the package or exported earlier into the user cache.
+    Needs no torch."""
     if weights is not None:
         cached = _cache_path(sha256_file(weights))
         return cached if cached.is_file() else None
-    name = _model_name(model, weights)
-    entry = shipped_weights_manifest().get(name)
-    if entry is None:
+    shipped = shipped_weights(_model_name(model, weights))
+    if shipped is None:
         return None
-    shipped = shipped_weights_path(f"{name}.onnx")
-    if entry.get("onnx_sha256") and shipped.is_file() and sha256_file(shipped) == entry["onnx_sha256"]:
-        return shipped
-    cached = _cache_path(entry["sha256"])
+    verified = shipped.onnx_verified()
+    if verified is not None:
+        return verified
+    cached = _cache_path(shipped.sha256)
     return cached if cached.is_file() else None
 
 
@@ -86,9 +90,9 @@ def predict(
     into the user cache on first use, and the preprocessing stored in it.
     """
     if backend not in BACKENDS:
-        raise ZooError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise ZooError(f"unknown {{backend}} {backend!r}; choose one of {', '.join(BACKENDS)}")
     if topk < 1:
-        raise ZooError(f"topk must be at least 1, got {topk}")
+        raise ZooError(f"{{topk}} must be at least 1, got {topk}")
     if onnx is None and backend != "torch":
         onnx = onnx_at_hand(model, weights)
         if onnx is None and backend == "onnxruntime":
@@ -104,19 +108,19 @@ def predict(
     predictions: list[Prediction | None] = []
     arrays, slots = [], []
     sources = _sources(items)
-    for label, source in sources:
+    for source in sources:
         try:
-            if isinstance(source, str) and source.startswith("error:"):
-                raise ImageError(label, source.removeprefix("error:"))
-            image = source if isinstance(source, Image.Image) else open_image(source)
+            if source.error is not None:
+                raise ImageError(source.label, source.error)
+            image = source.image if source.image is not None else open_image(source.label)
             arrays.append(to_model_array(image, preprocessing))
             slots.append(len(predictions))
             predictions.append(None)
         except ImageError as error:
-            predictions.append(Prediction(file=label, error=error.reason))
+            predictions.append(Prediction(file=source.label, error=error.reason))
     if arrays:
         for slot, top in zip(slots, top_classes(logits_of(np.stack(arrays)), classes, topk), strict=True):
-            predictions[slot] = Prediction(file=sources[slot][0], model=name, backend=backend, top=top)
+            predictions[slot] = Prediction(file=sources[slot].label, model=name, backend=backend, top=top)
     return predictions
 
 
@@ -137,22 +141,22 @@ def _model_name(model: str | None, weights) -> str | None:
     return model or (None if weights is not None else default_model())
 
 
-def _sources(items: list) -> list[tuple[str, object]]:
+def _sources(items: list) -> list[InputFile]:
+    """Every input as a file to open, an image in hand, or a failure to report (a value, never raised)."""
     result = []
     for index, item in enumerate(items):
         if isinstance(item, Image.Image):
-            result.append((f"<image {index}>", item))
-            continue
-        for path, error in expand_inputs([item]):
-            result.append((path, f"error:{error}" if error else path))
+            result.append(InputFile(f"<image {index}>", image=item))
+        else:
+            result += expand_inputs([item])
     return result
 
 
 def _torch_runner(model: str | None, weights):
     import torch
 
-    from zoo.loading import load_model
-    from zoo.preprocess import predict_logits
+    from zoo.core.loading import load_model
+    from zoo.core.preprocess import predict_logits
 
     loaded = load_model(_model_name(model, weights), weights=weights)
     spec = loaded.spec
@@ -167,8 +171,8 @@ def _onnx_runner(model: str | None, onnx):
     from zoo.export.runtime import OnnxClassifier
 
     classifier = OnnxClassifier(onnx)
-    if model is not None and model != classifier.name:
-        raise ZooError(f"{onnx} holds {classifier.name!r}, not {model!r}")
+    if model is not None and split_tag(model)[0] != classifier.name:
+        raise ZooError(f"{onnx} holds {classifier.name!r}, not {model!r}", argument="onnx")
 
     def logits_of(batch: np.ndarray) -> np.ndarray:
         return classifier.logits(classifier.normalize(batch))
@@ -183,10 +187,10 @@ def _cache_path(weights_sha256: str) -> Path:
 
 def _export_into_cache(model: str | None, weights, data_dir) -> Path:
     """Export and validate once into the user cache (this needs torch and the exporter)."""
+    from zoo.core.loading import resolve_weights
     from zoo.export import export_onnx
-    from zoo.loading import resolve_weights
 
-    spec, source, _ = resolve_weights(_model_name(model, weights), weights=weights)
-    path = _cache_path(source.sha256)
-    export_onnx(spec.name, weights=source.path, out=path, data_dir=data_dir, validate_images=256)
+    resolved = resolve_weights(_model_name(model, weights), weights=weights)
+    path = _cache_path(resolved.source.sha256)
+    export_onnx(resolved.spec.name, weights=resolved.source.path, out=path, data_dir=data_dir, validate_images=256)
     return path

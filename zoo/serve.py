@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import io
 import os
 import time
@@ -30,15 +31,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from zoo import __version__
-from zoo.errors import ZooError
+from zoo.core.errors import ZooError
+from zoo.core.images import ImageError, decode_image, to_model_array
+from zoo.core.weights import shipped_models
 from zoo.export.runtime import OnnxClassifier
-from zoo.images import ImageError, decode_image, to_model_array
 from zoo.prediction import onnx_at_hand, top_classes
-from zoo.registry import shipped_weights_manifest
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any photo a phone takes; larger bodies get 413
 MAX_BATCH = 64  # requests gathered into one ONNX Runtime call at most
-MODELS_ENV = "ZOO_SERVE_MODELS"  # comma-separated models, for worker processes started by uvicorn
+MODELS_ENV = "ZOO_SERVE_MODELS"  # comma-separated models, for `uvicorn zoo.serve:create_app --factory` run by hand
 
 
 class Batcher:
@@ -95,31 +96,32 @@ class ServedModel:
         self.batcher = Batcher(self.classifier)
 
     def describe(self) -> dict[str, object]:
-        meta = self.classifier.metadata
+        cfg = self.classifier.pretrained_cfg
         return {
-            "name": self.classifier.name,
-            "dataset": meta["dataset"],
-            "classes": self.classifier.classes,
-            "params": meta.get("params"),
-            "accuracy": meta.get("test_accuracy"),  # test accuracy of these weights, 0-1, or null
-            "input_size": [self.classifier.preprocessing.channels, *self.classifier.preprocessing.size],
-            "photo_recipe": meta.get("photo_recipe"),
+            "name": cfg["model"],
+            "dataset": cfg["dataset"],
+            "classes": cfg["classes"],
+            "params": self.classifier.metadata.get("params"),
+            "accuracy": self.classifier.metadata.get("test_accuracy"),  # test accuracy of these weights, 0-1, or null
+            "input_size": cfg["input_size"],
+            "photo_recipe": cfg["photo_recipe"],
         }
 
 
 def model_files(names: list[str] | None = None) -> dict[str, Path]:
     """The validated ONNX file of each model (default: every shipped one), or a one-line error."""
     files = {}
-    for name in names or sorted(shipped_weights_manifest()):
+    for name in names or shipped_models():
         path = onnx_at_hand(name)
         if path is None:
             raise ZooError(
                 f"{name} has no validated ONNX file at hand: it ships no weights, or they were never exported "
-                "(`zoo predict --model NAME --backend onnxruntime IMAGE` exports them once into the cache)"
+                "(`zoo predict --model NAME --backend onnxruntime IMAGE` exports them once into the cache)",
+                argument="models",
             )
         files[name] = path
     if not files:
-        raise ZooError("no model to serve: no model ships weights with an ONNX file")
+        raise ZooError("no model to serve: no model ships weights with an ONNX file", argument="models")
     return files
 
 
@@ -133,8 +135,6 @@ def load_models(names: list[str] | None = None) -> dict[str, ServedModel]:
 
 def create_app(models: list[str] | None = None) -> FastAPI:
     """The FastAPI application serving `models` (default: $ZOO_SERVE_MODELS, else every shipped model)."""
-    # Starlette spools multipart files above 1 MB to a temporary file; keep uploads in memory, as promised.
-    MultiPartParser.spool_max_size = MAX_UPLOAD_BYTES
     env_models = [m for m in os.environ.get(MODELS_ENV, "").split(",") if m]
     served = load_models(models or env_models or None)
     app = FastAPI(
@@ -212,11 +212,18 @@ class UploadTooLarge(Exception):
     pass
 
 
+class InMemoryMultiPartParser(MultiPartParser):
+    """Starlette's parser spools a file part above 1 MB to a temporary file; this one keeps every upload in
+    memory (they are capped at MAX_UPLOAD_BYTES), as promised, without changing Starlette's own default."""
+
+    spool_max_size = MAX_UPLOAD_BYTES
+
+
 async def _read_upload(request) -> tuple[str, bytes]:
     """(file name, bytes) from a raw image body or a multipart form's `file` field, in memory, size-capped."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=4)
+        form = await InMemoryMultiPartParser(request.headers, request.stream(), max_files=1, max_fields=4).parse()
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ValueError("the multipart form has no `file` field with an image")
@@ -249,13 +256,17 @@ def _png_data_url(array: np.ndarray) -> str:
 
 
 def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Run the server (blocking). With workers > 1, uvicorn starts that many processes sharing the port."""
+    """Run the server (blocking). With workers > 1, that many processes share the port (uvicorn's supervisor);
+    each builds its app from `models` itself, so nothing is passed through the environment."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     model_files(models)  # fail here, with one line, rather than in every worker; the workers load the sessions
-    if models:
-        os.environ[MODELS_ENV] = ",".join(models)
-    uvicorn.run(
-        "zoo.serve:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning",
-        access_log=False,
+    config = uvicorn.Config(
+        functools.partial(create_app, models), factory=True, host=host, port=port, workers=workers,
+        log_level="warning", access_log=False,
     )  # fmt: skip
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()

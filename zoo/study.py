@@ -3,17 +3,15 @@ and write the comparison table, plot and model cards that the README shows.
 
     zoo study 'fcn_*' 'cnn_*' --train --seeds 0,1,2 --ship
 
-Run records are the training engine's own run folders (docs/runs/<model>/seed<k>/config.json,
-metrics.jsonl and report.json). They are committed, checkpoints aside, so `zoo study` alone rebuilds the
+Run records are the training engine's own run folders (docs/runs/<model>/seed<k>/, read through RunDir:
+config, metrics and report). They are committed, checkpoints aside, so `zoo study` alone rebuilds the
 published table, plot and model cards from them; everything here is recomputed from those records.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,11 +22,15 @@ from typing import NamedTuple
 
 import torch
 
-from zoo.checkpoint import atomic_write, sha256_file
-from zoo.errors import ZooError
-from zoo.hardware import describe_hardware
-from zoo.registry import MANIFEST, get_spec, list_models
-from zoo.summary import count_params
+from zoo.api import finish_run, model_info
+from zoo.core.device import describe_hardware
+from zoo.core.errors import ZooError
+from zoo.core.files import atomic_write
+from zoo.core.registry import get_spec, list_models
+from zoo.core.rundir import RunDir
+from zoo.core.summary import count_params
+from zoo.core.weights import ship as ship_weights_file
+from zoo.core.weights import shipped_weights, split_tag, tag_of, tags
 
 # Best published test accuracy (mean over runs) of the originating studies, the floor we must reach,
 # and our goal, per model (fractions).
@@ -97,7 +99,7 @@ def train_seeds(names: list[str], seeds: list[int], runs_dir: Path, jobs: int = 
     to fill a GPU, so a GPU trains several of them at once in about the time of one.
     """
     pending = [(name, seed) for name in names for seed in seeds]
-    pending = [(n, s) for n, s in pending if not (run_dir_for(runs_dir, n, s) / "report.json").is_file()]
+    pending = [(n, s) for n, s in pending if not RunDir(run_dir_for(runs_dir, n, s)).finished]
     if jobs <= 1:
         for name, seed in pending:
             _train_one(name, seed, runs_dir, train_options)
@@ -121,31 +123,32 @@ def train_seeds(names: list[str], seeds: list[int], runs_dir: Path, jobs: int = 
 
 
 def _train_one(name: str, seed: int, runs_dir: Path, train_options: dict[str, object]) -> None:
-    from zoo.api import train
-
-    run_dir = run_dir_for(runs_dir, name, seed)
-    resume = run_dir if (run_dir / "last.safetensors").is_file() else None
-    train(name, seed=seed, out=None if resume else run_dir, resume=resume, **train_options)
+    finish_run(name, run_dir_for(runs_dir, name, seed), seed=seed, **train_options)
 
 
 class _Run(NamedTuple):
     seed: int  # the run's recipe seed
-    report: dict  # its report.json
-    config: dict  # its config.json
+    report: dict  # its report
+    config: dict  # its config
     folder: Path  # where the two were found (its checkpoints, if any, sit beside them)
+
+
+def _finished_runs(runs_dir: Path, name: str) -> list[_Run]:
+    runs = []
+    for folder in sorted((runs_dir / name).glob("seed*")):
+        run = RunDir(folder)
+        if run.finished:
+            config = run.config()
+            runs.append(_Run(config["recipe"]["seed"], run.report(), config, folder))
+    return sorted(runs, key=lambda run: run.seed)
 
 
 def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
     studies = []
     for name in names:
-        runs = []
-        for report_path in sorted((runs_dir / name).glob("seed*/report.json")):
-            report = json.loads(report_path.read_text())
-            config = json.loads((report_path.parent / "config.json").read_text())
-            runs.append(_Run(config["recipe"]["seed"], report, config, report_path.parent))
+        runs = _finished_runs(runs_dir, name)
         if not runs:
             continue
-        runs.sort(key=lambda run: run.seed)
         best = max(runs, key=lambda run: run.report["val_accuracy"])
         spec = get_spec(name)
         studies.append(
@@ -170,21 +173,16 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
 
 
 def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLike[str] | None = None) -> None:
-    """Copy each model's best-validation checkpoint to weights/<name>.safetensors, export and validate
-    weights/<name>.onnx from it, and record both in the manifest."""
-    manifest_path = weights_dir / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    sources = {study.name: Path(study.best_run) / "best.safetensors" for study in studies}
+    """Pin each model's best-validation checkpoint as its new default weights tag in weights/ (earlier tags
+    keep their files), export and validate its ONNX file, and record both in the manifest."""
+    sources = {study.name: RunDir(study.best_run).best_checkpoint for study in studies}
     for name, source in sources.items():
         if not source.is_file():
             # Committed run records carry no checkpoints: only the machine that trained them can ship.
             raise ZooError(f"cannot ship {name}: {source} is missing (only the run's records are here)")
+    shipped = []
     for study in studies:
-        target = weights_dir / get_spec(study.name).weights_file
-        source = sources[study.name]
-        atomic_write(target, lambda tmp, source=source: shutil.copyfile(source, tmp))
-        manifest[study.name] = {
-            "sha256": sha256_file(target),
+        record = {
             "metrics": {
                 "test_accuracy": study.shipped_accuracy,
                 "test_accuracy_mean": study.mean,
@@ -194,14 +192,16 @@ def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLi
             },
             "hardware": study.hardware,
             "seed": study.best_seed,
-            "dataset": get_spec(study.name).dataset,
         }
-    text = json.dumps(dict(sorted(manifest.items())), indent=2) + "\n"
-    atomic_write(manifest_path, lambda tmp: tmp.write_text(text))
+        teacher = str(study.recipe.get("teacher") or "")
+        if teacher and study.recipe.get("distill_weight") and study.teacher_sha256:
+            record.update(teacher=teacher, teacher_sha256=study.teacher_sha256)
+        tag = ship_weights_file(weights_dir, study.name, get_spec(study.name).dataset, sources[study.name], record)
+        shipped.append(f"{study.name}.{tag}")
     # The validated ONNX file beside the weights (the torch-free path of predict and serve), exported by a
     # fresh process: its registry reads the manifest just written, so the file's metadata names the new
     # weights' accuracy. It records each file's sha256 in the manifest.
-    command = [sys.executable, "-m", "zoo.export.shipped", *(s.name for s in studies), "--weights-dir", str(weights_dir)]
+    command = [sys.executable, "-m", "zoo.export.shipped", *shipped, "--weights-dir", str(weights_dir)]
     subprocess.run(command + (["--data-dir", str(data_dir)] if data_dir else []), check=True)
 
 
@@ -255,9 +255,7 @@ def plot(studies: list[ModelStudy], path: Path) -> bool:
     return True
 
 
-def model_card(study: ModelStudy, docs_dir: Path | None = None) -> str:
-    from zoo.api import model_info
-
+def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path | None = None) -> str:
     info = model_info(study.name)
     spec = get_spec(study.name)
     pre = info["preprocessing"]
@@ -279,10 +277,11 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None) -> str:
 | MACs per image | {study.macs:,} |
 | test accuracy over {len(study.seeds)} seeds | {study.mean:.2%} ± {study.std:.2%} |
 | shipped weights (seed {study.best_seed}, best validation accuracy) | {study.shipped_accuracy:.2%} test |
+| weights tag | {_tag_line(study.name)} |
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
 | training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
 | flip test-time augmentation | {"yes" if spec.tta_flip else "no"} |
-| distillation teacher | {_teacher_line(study.recipe, study.teacher_sha256)} |
+| distillation teacher | {_teacher_line(study.name, study.recipe, study.teacher_sha256)} |
 | hyper-parameter sweeps | {_sweep_line(study.name, docs_dir)} |
 
 ## Runs
@@ -290,7 +289,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None) -> str:
 | seed | validation | test | training time |
 | --- | --- | --- | --- |
 {runs}
-{notes}
+{notes}{_history(study, runs_dir)}
 ## Recipe
 
 {", ".join(f"`{k}={v}`" for k, v in study.recipe.items())}
@@ -307,7 +306,7 @@ from the registry's recipe).
 
 Trained on {spec.dataset} only: 28×28 grey product photos on a black background (Fashion-MNIST) or 32×32
 CIFAR-10 images. Real photos must be brought to that convention (see `zoo predict`); accuracy on them is not
-measured here. Parameter count {count_params(spec.builder()):,} is recomputed by the tests.
+measured here. Parameter count {count_params(spec.build()):,} is recomputed by the tests.
 """
 
 
@@ -324,23 +323,38 @@ def _sweep_line(name: str, docs_dir: Path | None) -> str:
     return "; ".join(links) + ", ranked by validation accuracy"
 
 
-def _teacher_line(recipe: dict[str, object], taught_by: str | None = None) -> str:
-    """The teacher of a distilled run: the weights shipped now, or earlier ones (a name alone changes meaning
-    when a model is re-shipped; runs record the teacher's sha256 since that was noticed)."""
+def _teacher_line(name: str, recipe: dict[str, object], taught_by: str | None = None) -> str:
+    """The exact weights that taught a distilled model, by tag: from its run's record of the teacher's sha256,
+    else from its shipped weights' record (the manifest), else said to be unknown."""
     if not recipe.get("teacher") or not recipe.get("distill_weight"):
         return "none"
-    name, _, path = str(recipe["teacher"]).partition("=")
-    teacher = get_spec(name)
+    teacher, _, path = str(recipe["teacher"]).partition("=")
+    settings = f"weight {recipe['distill_weight']}, temperature {recipe['distill_temperature']}"
     if path:
-        which = f"weights {path}"
-    elif taught_by and taught_by != teacher.weights_sha256:
-        which = f"earlier shipped weights, sha256 {taught_by[:12]}…, not the ones shipped now"
-    elif taught_by:
-        accuracy = f", {teacher.metrics['test_accuracy']:.2%} test" if teacher.metrics.get("test_accuracy") else ""
-        which = f"shipped weights{accuracy}"
-    else:
-        which = "the weights shipped when it trained; not recorded"
-    return f"`{recipe['teacher']}` ({which}), weight {recipe['distill_weight']}, temperature {recipe['distill_temperature']}"
+        return f"`{teacher}` weights {path}, {settings}"
+    shipped = shipped_weights(name)
+    sha = taught_by or (shipped.teacher_sha256 if shipped else None)
+    model = split_tag(teacher)[0]
+    tag = tag_of(model, sha) if sha else None
+    if tag is None:
+        return f"`{teacher}` (which weights was not recorded), {settings}"
+    accuracy = shipped_weights(model, tag).metrics.get("test_accuracy")
+    return f"`{model}.{tag}` (sha256 {sha[:12]}…, {accuracy:.2%} test), {settings}"
+
+
+def _tag_line(name: str) -> str:
+    shipped = shipped_weights(name)
+    if shipped is None:
+        return "none shipped"
+    others = [t for t in tags(name) if t != shipped.tag]
+    earlier = f"; earlier tags, still loadable: {', '.join(f'`{name}.{t}`' for t in others)}" if others else ""
+    return f"`{shipped.name}` is the default (sha256 {shipped.sha256[:12]}…){earlier}"
+
+
+def _history(study: ModelStudy, runs_dir: Path | None) -> str:
+    """The model's measured history, kept beside its records (RUNS/<model>/history.md), for the card."""
+    path = runs_dir / study.name / "history.md" if runs_dir else None
+    return f"\n## History\n\n{path.read_text().strip()}\n" if path and path.is_file() else ""
 
 
 def run_study(
@@ -367,13 +381,13 @@ def run_study(
         train_seeds(names, seeds or [0, 1, 2], runs_dir, jobs=jobs, **train_options)
     studies = collect(names, runs_dir)
     if not studies:
-        raise ZooError(f"no finished runs under {runs_dir}; pass train=True to train them")
+        raise ZooError(f"no finished runs under {runs_dir}; pass {{train=True}} to train them")
     if ship_weights:
         ship(studies, Path(weights_dir), train_options.get("data_dir"))
     table = markdown_table(studies)
     atomic_write(docs_dir / "study.md", lambda tmp: tmp.write_text("# FCN vs CNN on Fashion-MNIST\n\n" + table))
     plot(studies, docs_dir / "study.png")
     for study in studies:
-        card = model_card(study, docs_dir)
+        card = model_card(study, docs_dir, runs_dir)
         atomic_write(docs_dir / "models" / f"{study.name}.md", lambda tmp, card=card: tmp.write_text(card))
     return studies

@@ -3,8 +3,8 @@
     zoo tune fcn_50k --samples 16 --max-epochs 60              # Ray starts in this process, on this machine
     zoo tune cnn_10k --address ray://head:10001 --resources-per-trial cpu=2,gpu=0.25   # an existing cluster
 
-Each trial is an ordinary training run (zoo.training.train_model: run folder with config.json,
-metrics.jsonl, checkpoints), reports its validation accuracy after every epoch so that ASHA can stop it
+Each trial is an ordinary training run (zoo.training.train_model: a run folder with its config, metrics
+and checkpoints), reports its validation accuracy after every epoch so that ASHA can stop it
 early, and never touches the test set. A candidate architecture is checked against the model's parameter
 budget before it trains. The sweep's winner is printed as the `--set` overrides (and, for an architecture,
 the registry change) that `zoo study NAME --train --seeds 0,1,2 --set ...` then confirms on three seeds.
@@ -25,10 +25,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.checkpoint import atomic_write
-from zoo.errors import ZooError
-from zoo.recipe import Recipe
-from zoo.registry import ModelSpec, get_spec
+from zoo.api import finish_run
+from zoo.core.errors import ZooError
+from zoo.core.files import atomic_write
+from zoo.core.recipe import Recipe
+from zoo.core.registry import get_spec
+from zoo.core.rundir import RunDir
+from zoo.core.spec import ModelSpec
 
 INSTALL_HINT = 'zoo tune needs Ray Tune: pip install -e ".[tune]"  (or: pip install "ray[tune]")'
 METRIC = "val_accuracy"
@@ -53,6 +56,7 @@ DEFAULT_SPACES: dict[str, dict[str, object]] = {
     },
 }
 ARCHITECTURE_KEY = "widths"  # hidden widths of an MLP (any depth), or the convolutions' channels of a CNN
+TRIAL = "trial.json"  # a trial's own record in its run folder: the sampled settings and widths
 
 
 @dataclass(frozen=True)
@@ -128,10 +132,10 @@ def load_space(space: str | os.PathLike[str] | dict | None, spec: ModelSpec) -> 
         path = Path(space)
         try:
             space = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ZooError(f"search space file not found: {path}") from None
+        except FileNotFoundError as error:
+            raise ZooError(f"search space file not found: {path}", argument="space") from error
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ZooError(f"{path} is not a JSON search space: {error}") from None
+            raise ZooError(f"{path} is not a JSON search space: {error}", argument="space") from error
         if not isinstance(space, dict):
             raise ZooError(f"{path} must hold a JSON object of field: distribution")
     fields = {f.name for f in dataclasses.fields(Recipe)}
@@ -169,48 +173,30 @@ def _to_ray(space: dict[str, object]) -> dict[str, object]:
     return converted
 
 
-def with_widths(spec: ModelSpec, widths: list[int] | tuple[int, ...]) -> ModelSpec:
-    """The spec with another architecture of the same family: an MLP's hidden widths (their count is its
-    depth) or a CNN's convolution channels (one per convolution of its plan)."""
-    from zoo.models.cnn import SmallCNN
-    from zoo.models.fcn import FCN
-
-    builder = spec.builder
+def arch_for(spec: ModelSpec, widths: list[int] | tuple[int, ...]) -> dict[str, object]:
+    """The builder arguments of a `widths` candidate: an MLP's hidden widths (their count is its depth) or a
+    CNN's convolution channels (one per convolution of its plan). A model whose builder takes no widths, or a
+    candidate of the wrong length for a CNN, is a ZooError."""
+    registered = spec.arch.get(ARCHITECTURE_KEY)
     widths = tuple(int(w) for w in widths)
-    if not isinstance(builder, functools.partial) or builder.func not in (FCN, SmallCNN) or any(w < 1 for w in widths):
-        raise ZooError(f"{spec.name} takes no {ARCHITECTURE_KEY} (only the fcn_ and cnn_ models do), or bad widths")
-    if builder.func is FCN:
-        new = functools.partial(FCN, widths)
-    else:
-        plan = builder.args[0]
-        convs = [i for i, (kind, _, _) in enumerate(plan) if kind == "conv"]
-        if len(widths) != len(convs):
-            raise ZooError(f"{spec.name} has {len(convs)} convolutions; widths {list(widths)} gives {len(widths)}")
-        layers = list(plan)
-        for index, width in zip(convs, widths, strict=True):
-            layers[index] = ("conv", width, plan[index][2])
-        new = functools.partial(SmallCNN, tuple(layers))
-    return dataclasses.replace(spec, builder=new)
+    if registered is None or any(w < 1 for w in widths):
+        raise ZooError(f"{spec.name} takes no {ARCHITECTURE_KEY} (its builder has none), or bad widths {list(widths)}")
+    if spec.family == "cnn" and len(widths) != len(registered):
+        raise ZooError(f"{spec.name} has {len(registered)} convolutions; widths {list(widths)} gives {len(widths)}")
+    return {ARCHITECTURE_KEY: widths}
 
 
 def spec_widths(spec: ModelSpec) -> list[int] | None:
     """The registered architecture as `widths`, or None for a builder that takes none."""
-    from zoo.models.cnn import SmallCNN
-    from zoo.models.fcn import FCN
-
-    builder = spec.builder
-    if isinstance(builder, functools.partial) and builder.func is FCN:
-        return list(builder.args[0])
-    if isinstance(builder, functools.partial) and builder.func is SmallCNN:
-        return [channels for kind, channels, _ in builder.args[0] if kind == "conv"]
-    return None
+    registered = spec.arch.get(ARCHITECTURE_KEY)
+    return list(registered) if registered is not None else None
 
 
-def budget_check(spec: ModelSpec) -> int:
-    """The parameters of spec's architecture; a ZooError unless they lie in the model's allowed range."""
-    from zoo.summary import count_params
+def budget_check(spec: ModelSpec, arch: dict[str, object] | None = None) -> int:
+    """The parameters of spec's architecture (changed by `arch`); a ZooError unless they lie in its allowed range."""
+    from zoo.core.summary import count_params
 
-    params = count_params(spec.builder())
+    params = count_params(spec.build(**(arch or {})))
     if not spec.min_params <= params <= spec.budget:
         raise ZooError(f"{params:,} parameters: outside {spec.name}'s range {spec.min_params:,}-{spec.budget:,}")
     return params
@@ -223,7 +209,7 @@ def _widths_within_budget(value: object, spec: ModelSpec) -> object:
     kept = []
     for widths in options:
         try:
-            budget_check(with_widths(spec, widths))
+            budget_check(spec, arch_for(spec, widths))
             kept.append(list(widths))
         except ZooError:
             continue
@@ -245,29 +231,21 @@ def _run_trial(config: dict[str, object], *, name: str, epochs: int, root: str, 
     import torch
     from ray import tune
 
-    from zoo.training import train_model
-
     torch.set_num_threads(threads)
     spec = get_spec(name)
     settings = dict(config)
     widths = settings.pop(ARCHITECTURE_KEY, None)
-    if widths is not None:
-        spec = with_widths(spec, widths)
-    budget_check(spec)  # never train a candidate beyond the budget, whatever the space said
+    arch = arch_for(spec, widths) if widths is not None else {}
+    budget_check(spec, arch)  # never train a candidate beyond the budget, whatever the space said
     recipe = _consistent(spec.recipe.replace(**settings, epochs=epochs))
-    run_dir = Path(root) / tune.get_context().get_trial_id()
-    resume = run_dir if (run_dir / "last.safetensors").is_file() else None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trial = {"settings": config, "widths": widths or spec_widths(spec), "model": name}
-    atomic_write(run_dir / "trial.json", lambda tmp: tmp.write_text(json.dumps(trial, indent=2) + "\n"))
+    run = RunDir(Path(root) / tune.get_context().get_trial_id())
+    run.write_record(TRIAL, {"settings": config, "widths": widths or spec_widths(spec), "model": name})
 
     def report(record: dict[str, object]) -> None:
         tune.report({METRIC: record["val_accuracy"], "epoch": record["epoch"], "train_loss": record["train_loss"]})
 
-    if resume and (run_dir / "report.json").is_file():
-        return  # finished before an interruption: its records stand
-    train_model(spec, recipe, data_dir=data_dir, out=None if resume else run_dir, resume=resume, device=device,
-                limit_train=limit_train, progress=False, on_epoch=report, measure_test=False)  # fmt: skip
+    finish_run(name, run.path, data_dir=data_dir, device=device, limit_train=limit_train, progress=False,
+               on_epoch=report, measure_test=False, arch=arch or None, **recipe.to_dict())  # fmt: skip
 
 
 def tune_model(
@@ -290,8 +268,8 @@ def tune_model(
     try:
         import ray
         from ray import tune
-    except ImportError:
-        raise ZooError(INSTALL_HINT) from None
+    except ImportError as error:
+        raise ZooError(INSTALL_HINT) from error
     spec = get_spec(name)
     if samples < 1:
         raise ZooError(f"samples must be at least 1, got {samples}")
@@ -374,29 +352,31 @@ def _start_ray(address: str | None) -> None:
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
         except (OSError, ValueError) as error:
-            raise ZooError(f"cannot reach the Ray cluster at {address}: {error or type(error).__name__}") from None
+            raise ZooError(
+                f"cannot reach the Ray cluster at {address}: {error or type(error).__name__}", argument="address"
+            ) from error
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ZooError(f"cannot start or reach Ray at {address or 'this machine'}: {first_line}") from None
+        raise ZooError(
+            f"cannot start or reach Ray at {address or 'this machine'}: {first_line}", argument="address"
+        ) from error
 
 
 def collect_trials(runs_dir: Path) -> list[Trial]:
     """Every trial's record from its ordinary run folder, ranked (see TuneResult.trials)."""
-    from zoo.summary import count_params
+    from zoo.core.summary import count_params
 
     trials = []
-    for trial_file in sorted(runs_dir.glob("*/trial.json")):
-        folder = trial_file.parent
-        metrics = folder / "metrics.jsonl"
-        records = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.is_file() else []
-        if not records:
+    for folder in sorted(runs_dir.glob("*")):
+        run = RunDir(folder)
+        trial, records = run.record(TRIAL), run.metrics()
+        if trial is None or not records:
             continue
         best = max(records, key=lambda r: r["val_accuracy"])
-        trial = json.loads(trial_file.read_text())
-        config = json.loads((folder / "config.json").read_text())
-        params = config.get("params") or count_params(get_spec(trial["model"]).builder())
+        config = run.config()
+        params = config.get("params") or count_params(get_spec(trial["model"]).build())
         completed = len(records) >= config["recipe"]["epochs"]
         trials.append(Trial(folder.name, trial["settings"], best["val_accuracy"], best["epoch"], len(records),
                             params, str(folder), completed))  # fmt: skip
@@ -427,11 +407,7 @@ def publish(result: TuneResult, docs_dir: str | os.PathLike[str], command: str) 
     if records.is_dir():
         shutil.rmtree(records)
     for trial in result.trials:
-        for file in ("config.json", "metrics.jsonl", "trial.json", "report.json"):
-            source = Path(trial.run_dir) / file
-            if source.is_file():
-                (records / trial.trial_id).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, records / trial.trial_id / file)
+        RunDir(trial.run_dir).copy_records(records / trial.trial_id, extra=(TRIAL,))
     if result.plot:
         shutil.copyfile(result.plot, docs / f"{sweep}.png")
     keys = sorted(result.varied())
@@ -445,7 +421,9 @@ def publish(result: TuneResult, docs_dir: str | os.PathLike[str], command: str) 
     ]  # fmt: skip
     for rank, trial in enumerate(result.trials, 1):
         cells = " | ".join(format_setting(trial.settings.get(k)) for k in keys)
-        lines.append(f"| {rank} | {trial.trial_id} | {trial.val_accuracy:.2%} | {trial.epochs_run}/{result.epochs} | {cells} |")
+        lines.append(
+            f"| {rank} | {trial.trial_id} | {trial.val_accuracy:.2%} | {trial.epochs_run}/{result.epochs} | {cells} |"
+        )
     lines += ["", f"Winner, to confirm on three seeds: `{result.confirm_command()}`"]
     widths = result.best.settings.get(ARCHITECTURE_KEY)
     if widths is not None:
@@ -491,7 +469,7 @@ def plot_search(result: TuneResult, path: Path) -> bool:
     figure, axes = plt.subplots(1, columns, figsize=(4.2 * columns, 3.8), dpi=110, squeeze=False)
     curves = axes[0][0]
     for rank, trial in enumerate(reversed(result.trials)):
-        records = [json.loads(line) for line in (Path(trial.run_dir) / "metrics.jsonl").read_text().splitlines()]
+        records = RunDir(trial.run_dir).metrics()
         is_best = rank == len(result.trials) - 1
         curves.plot([r["epoch"] for r in records], [100 * r["val_accuracy"] for r in records],
                     color="tab:red" if is_best else "tab:blue", alpha=1.0 if is_best else 0.35,

@@ -6,31 +6,10 @@ import os
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-# CPU features that decide which kernels the libraries pick.
-INTERESTING_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "avx_vnni")
-
-
-def _cpuinfo() -> dict[str, Any]:
-    info: dict[str, Any] = {"model": platform.processor() or platform.machine(), "flags": []}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return info
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
-    flags = set(fields.get("flags", "").split())
-    info["model"] = fields.get("model name", info["model"])
-    info["family_model"] = f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}"
-    info["mhz"] = float(fields["cpu MHz"]) if "cpu MHz" in fields else None
-    info["flags"] = [f for f in INTERESTING_FLAGS if f in flags]
-    info["hypervisor"] = "hypervisor" in flags
-    return info
+from zoo.core.device import cpu_info, usable_cores
+from zoo.core.provenance import git_commit
 
 
 def _version(package: str) -> str | None:
@@ -43,9 +22,6 @@ def _version(package: str) -> str | None:
 def fingerprint() -> dict[str, Any]:
     import torch
 
-    from zoo.bench.run import default_threads
-    from zoo.checkpoint import git_commit
-
     gpu = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -53,9 +29,9 @@ def fingerprint() -> dict[str, Any]:
     onnxruntime_version = _version("onnxruntime-gpu") or _version("onnxruntime")
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "cpu": _cpuinfo(),
+        "cpu": {k: v for k, v in cpu_info().items() if k != "all_flags"},
         "cores": os.cpu_count(),
-        "usable_cores": default_threads(),
+        "usable_cores": usable_cores(),
         "gpu": gpu,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

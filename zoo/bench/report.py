@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from zoo.bench.run import EAGER, BenchmarkResult
-from zoo.tables import compact_table
+from zoo.core.tables import compact_table
 
 CSV_FIELDS = (
     "model", "backend", "device", "precision", "batch_size", "threads", "latency_mean_ms", "latency_std_ms",

@@ -15,8 +15,12 @@ from typing import Any
 
 from zoo.bench.backends import BACKENDS, Backend, unavailable
 from zoo.bench.environment import fingerprint
-from zoo.errors import ZooError
-from zoo.registry import ModelSpec, get_spec, list_models
+from zoo.core.data import load_dataset
+from zoo.core.device import usable_cores
+from zoo.core.errors import ZooError
+from zoo.core.registry import get_spec, list_models
+from zoo.core.spec import ModelSpec
+from zoo.core.weights import default_weights
 
 DEFAULT_BATCH_SIZES = (1, 8, 64, 256)
 # torch-compile is opt-in (--backends all, or by name): it compiles once per batch size, which takes
@@ -52,36 +56,29 @@ def resolve_models(names: Iterable[str] | None) -> list[ModelSpec]:
     for item in names or ["*"]:
         matched = list_models(item) if any(c in item for c in "*?[") else [get_spec(item).name]
         if not matched:
-            raise ZooError(f"no model matches {item!r}; run `zoo list` to see all")
+            raise ZooError(f"no model matches {item!r}; run `zoo list` to see all", argument="models")
         chosen += [n for n in matched if n not in chosen]
     return [get_spec(n) for n in chosen]
 
 
 def resolve_backends(names: Iterable[str] | None, device: str | None) -> list[Backend]:
     if device not in (None, "cpu", "cuda"):
-        raise ZooError(f"invalid device {device!r}; use cpu or cuda (or leave it out for both)")
+        raise ZooError(f"invalid device {device!r}; use cpu or cuda (or leave it out for both)", argument="device")
     requested = list(names or DEFAULT_BACKENDS)
     if requested == ["all"]:
         requested = list(BACKENDS)
     for name in requested:
         if name not in BACKENDS:
-            raise ZooError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}, all")
+            raise ZooError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}, all", argument="backends")
     backends = [BACKENDS[n] for n in dict.fromkeys(requested)]
     return [b for b in backends if device is None or b.device == device]
 
 
-def _positive_ints(values: Iterable[int], what: str) -> list[int]:
+def _positive_ints(values: Iterable[int], what: str, argument: str) -> list[int]:
     values = list(values)
     if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
-        raise ZooError(f"invalid {what} {values}; expected positive whole numbers such as 1,8,64")
+        raise ZooError(f"invalid {what} {values}; expected positive whole numbers such as 1,8,64", argument=argument)
     return sorted(dict.fromkeys(values))
-
-
-def default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def benchmark(
@@ -107,10 +104,12 @@ def benchmark(
     started = time.perf_counter()
     specs = resolve_models([models] if isinstance(models, str) else models)
     chosen = resolve_backends(backends, device)
-    batch_sizes = _positive_ints(batch_sizes, "batch sizes")
-    thread_counts = _positive_ints(threads if threads is not None else [default_threads()], "thread counts")
+    batch_sizes = _positive_ints(batch_sizes, "batch sizes", "batch_sizes")
+    thread_counts = _positive_ints(threads if threads is not None else [usable_cores()], "thread counts", "threads")
     if warmup < 0 or min_time <= 0 or min_runs < 1 or accuracy_images < 0:
-        raise ZooError("warmup must be >= 0 s, min_time > 0 s, min_runs >= 1 and accuracy_images >= 0")
+        raise ZooError(
+            "warmup must be >= 0 s, min_time > 0 s, min_runs >= 1 and accuracy_images >= 0", argument="warmup"
+        )
     say = progress or (lambda _message: None)
     settings = {
         "models": [s.name for s in specs], "backends": [b.name for b in chosen], "batch_sizes": batch_sizes,
@@ -118,8 +117,6 @@ def benchmark(
         "min_runs": min_runs, "accuracy_images": accuracy_images,
     }  # fmt: skip
     if accuracy_images:
-        from zoo.data import load_dataset
-
         for dataset in dict.fromkeys(s.dataset for s in specs):
             load_dataset(dataset, data_dir)  # a missing data set is one clear error now, not one per row later
     skipped = {b.name: unavailable(b) for b in chosen}
@@ -207,17 +204,15 @@ def _measure_attainable(
 def _weights_for(spec: ModelSpec, work_dir: Path) -> tuple[Path, str]:
     """Shipped weights when the model has them; else one seeded random initialisation shared by all backends,
     so their predictions can be compared. Speed does not depend on the values; accuracy is then chance."""
-    from zoo.loading import verified_shipped_weights
+    shipped = default_weights(spec.name)
+    if shipped is not None:
+        return shipped.verified_path(), shipped.sha256
+    # torch only here: a benchmark of shipped models on ONNX Runtime alone needs none.
+    from zoo.core.checkpoint import save_checkpoint
+    from zoo.core.loading import load_model
 
-    if spec.weights_sha256:
-        return verified_shipped_weights(spec), spec.weights_sha256
-    import torch
-
-    from zoo.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
     path = work_dir / f"{spec.name}-random-init.safetensors"
-    save_checkpoint(path, spec.builder().state_dict(), {"model": spec.name})
+    save_checkpoint(path, load_model(spec.name, random_init=True).model.state_dict(), {"model": spec.name})
     return path, "random-init"
 
 

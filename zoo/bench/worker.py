@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo.registry import get_spec
+from zoo.core.registry import get_spec
 
 
 def _set_threads(threads: int | None) -> None:
@@ -53,8 +53,8 @@ def _onnx_file(job: dict[str, Any], variant: str) -> Path:
 
 
 def _test_slice(job: dict[str, Any], spec: Any) -> tuple[Any, Any]:
-    from zoo.data import load_dataset
-    from zoo.preprocess import normalize
+    from zoo.core.data import load_dataset
+    from zoo.core.preprocess import normalize
 
     sample = load_dataset(spec.dataset, job.get("data_dir")).test.spread(job["accuracy_images"])
     # The same preprocessing as `zoo eval`, so a backend's accuracy here is the accuracy users would get.
@@ -83,7 +83,7 @@ def run_model(job: dict[str, Any]) -> dict[str, Any]:
 
     from zoo.bench.backends import BACKENDS, make_runner
     from zoo.bench.measure import latency_stats_ms, time_calls
-    from zoo.loading import load_model
+    from zoo.core.loading import load_model
 
     _set_threads(job["threads"])
     backend = BACKENDS[job["backend"]]

@@ -23,13 +23,14 @@ import glob
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from zoo.errors import ZooError
-from zoo.registry import Preprocessing
+from zoo.core.datasets import Preprocessing
+from zoo.core.errors import ZooError
 
 FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
@@ -55,28 +56,38 @@ class ImageError(ZooError):
     """An input file that is not a usable image; the message names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str):
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{path}: {reason}", argument="images")
         self.path, self.reason = str(path), reason
 
 
-def expand_inputs(inputs: list[str | os.PathLike[str]]) -> list[tuple[str, str | None]]:
-    """Files, folders (their images, sorted) and globs -> [(path, error or None)], in the order given."""
-    found: list[tuple[str, str | None]] = []
+@dataclass(frozen=True)
+class InputFile:
+    """One input to classify: a path (`label`) to open, an image already in hand, or why there is none."""
+
+    label: str  # the path as given or found, or "<image N>" for an image passed in memory
+    image: Image.Image | None = None  # already decoded
+    error: str | None = None  # why this input cannot be classified (no such file, an empty folder, ...)
+
+
+def expand_inputs(inputs: list[str | os.PathLike[str]]) -> list[InputFile]:
+    """Files, folders (their images, sorted) and globs -> one InputFile per file, in the order given; an
+    input that names no file is an InputFile with its `error`, so one bad name fails only itself."""
+    found: list[InputFile] = []
     for item in inputs:
         text = str(item)
         path = Path(text)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
             if not files:
-                found.append((text, f"folder has no images ({', '.join(SUFFIXES)})"))
-            found += [(str(p), None) for p in files]
+                found.append(InputFile(text, error=f"folder has no images ({', '.join(SUFFIXES)})"))
+            found += [InputFile(str(p)) for p in files]
         elif path.exists() or path.is_symlink():
-            found.append((text, None))
+            found.append(InputFile(text))
         elif any(c in text for c in "*?["):
             matches = sorted(m for m in glob.glob(text, recursive=True) if Path(m).is_file())
-            found += [(m, None) for m in matches] or [(text, "no file matches this pattern")]
+            found += [InputFile(m) for m in matches] or [InputFile(text, error="no file matches this pattern")]
         else:
-            found.append((text, "no such file or directory"))
+            found.append(InputFile(text, error="no such file or directory"))
     return found
 
 
@@ -102,12 +113,12 @@ def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.I
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(source)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(label, "image is too large (decompression bomb?)") from None
-    except UnidentifiedImageError:
-        raise ImageError(label, "not a recognised image file (supported: PNG, JPEG, BMP, WebP, GIF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(label, "image is too large (decompression bomb?)") from error
+    except UnidentifiedImageError as error:
+        raise ImageError(label, "not a recognised image file (supported: PNG, JPEG, BMP, WebP, GIF)") from error
     except OSError as error:
-        raise ImageError(label, f"cannot read ({error})") from None
+        raise ImageError(label, f"cannot read ({error})") from error
     if image.format not in FORMATS:
         raise ImageError(label, f"unsupported format {image.format} (supported: PNG, JPEG, BMP, WebP, GIF)")
     width, height = image.size
@@ -119,7 +130,7 @@ def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.I
         image.seek(0)  # animated GIF / WebP: the first frame
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageError(label, f"cannot decode, the file is truncated or corrupt ({error})") from None
+        raise ImageError(label, f"cannot decode, the file is truncated or corrupt ({error})") from error
     return image
 
 
@@ -152,7 +163,9 @@ def _border(grey: np.ndarray) -> np.ndarray:
     """The outer 10% frame of a grey image (at least one pixel wide), flattened."""
     height, width = grey.shape
     frame = max(1, min(height, width) // 10)
-    return np.concatenate([grey[:frame].ravel(), grey[-frame:].ravel(), grey[:, :frame].ravel(), grey[:, -frame:].ravel()])
+    return np.concatenate(
+        [grey[:frame].ravel(), grey[-frame:].ravel(), grey[:, :frame].ravel(), grey[:, -frame:].ravel()]
+    )
 
 
 def _to_float(image: Image.Image, target: str) -> np.ndarray:

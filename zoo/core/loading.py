@@ -1,45 +1,32 @@
-"""The one place that turns a model name, a checkpoint file or "shipped" into a ready model.
+"""The one place that turns a model name, a weights tag, a checkpoint file or "shipped" into a ready model.
 
-    name or checkpoint -> ModelSpec -> builder -> weights (sha256-checked, strictly loaded) -> Classifier
+    name[.tag] or checkpoint -> ModelSpec -> builder -> weights (sha256-checked, strictly loaded) -> Classifier
 
 Every mode (evaluate, predict, export, benchmark, distillation) receives what `load_model` resolved and
-none turns a name back into weights on its own. A checkpoint names its model in its metadata, so a
-checkpoint alone is enough; a run's resumable `last.safetensors` loads too (its EMA weights where the run
-kept them, since those are the ones its validation measured).
+none turns a name back into weights on its own. A checkpoint names its model (and any architecture
+arguments it was trained with) in its metadata, so a checkpoint alone is enough; a run's resumable
+`last.safetensors` loads too (its EMA weights where the run kept them, since those are the ones its
+validation measured).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from zoo.checkpoint import read_checkpoint, sha256_file, shipped_weights_path
-from zoo.errors import WeightsError, ZooError
-from zoo.images import photo_recipe
-from zoo.registry import ModelSpec, get_spec
+from zoo.core.checkpoint import read_checkpoint
+from zoo.core.errors import WeightsError, ZooError
+from zoo.core.files import sha256_file
+from zoo.core.registry import get_spec
+from zoo.core.spec import ModelSpec
+from zoo.core.weights import shipped_weights, split_tag
 
 RANDOM_INIT_SEED = 0  # random-init weights are seeded, so every "untrained" export or benchmark is the same file
-
-
-def pretrained_cfg(spec: ModelSpec, weights_sha256: str | None = None) -> dict[str, object]:
-    """What a model needs to be run as zoo runs it, in timm's `pretrained_cfg` spirit (plain data)."""
-    pre = spec.preprocessing
-    return {
-        "model": spec.name,
-        "dataset": spec.dataset,
-        "classes": list(spec.classes),
-        "mean": list(pre.mean),  # per channel, on the [0, 1] scale: input = (pixel / 255 - mean) / std
-        "std": list(pre.std),
-        "input_size": list(spec.input_shape),  # (C, H, W)
-        "light_on_dark": pre.light_on_dark,
-        "tta_flip": spec.tta_flip,  # the Classifier in eval mode averages image and mirror itself
-        "photo_recipe": photo_recipe(pre),  # how an arbitrary image becomes the input (zoo.transforms)
-        "weights_sha256": weights_sha256,
-    }
 
 
 class Classifier(nn.Module):
@@ -53,7 +40,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.network = network
         self.tta_flip = spec.tta_flip
-        self.pretrained_cfg = pretrained_cfg(spec, weights_sha256)
+        self.pretrained_cfg = spec.pretrained_cfg(weights_sha256)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.network(x)
@@ -75,6 +62,7 @@ class WeightsSource:
     kind: str  # "shipped", "checkpoint", "resume checkpoint", "random-init" (seeded) or "untrained"
     path: Path | None  # the file read; None for random-init
     sha256: str | None  # of that file; None for random-init
+    tag: str | None = None  # the shipped weights' tag (`name.tag`)
 
     @property
     def label(self) -> str:
@@ -82,6 +70,14 @@ class WeightsSource:
         if self.path is None:
             return self.kind
         return self.path.name if self.kind == "shipped" else str(self.path)
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    spec: ModelSpec
+    source: WeightsSource
+    tensors: dict[str, torch.Tensor] | None  # None for untrained models
+    arch: dict[str, object] = field(default_factory=dict)  # architecture arguments the weights were trained with
 
 
 @dataclass(frozen=True)
@@ -97,19 +93,23 @@ def load_model(
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
     random_init: bool = False,
+    **arch: object,
 ) -> LoadedModel:
     """Resolve a model once. `weights=PATH` loads a checkpoint (its metadata names the model, so `name` may
-    be omitted); else `pretrained` loads the shipped, sha256-verified weights; a model without them is
-    refused unless `random_init` asks for seeded random weights (the same every time). `pretrained=False`
-    gives untrained weights drawn from torch's global random state.
+    be omitted); else `pretrained` loads the shipped, sha256-verified weights of `name` (`name.tag` for a tag
+    other than the default); a model without them is refused unless `random_init` asks for seeded random
+    weights (the same every time). `pretrained=False` gives untrained weights drawn from torch's global random
+    state. Keyword arguments change the architecture (`widths=`, `dropout=`), as the builder takes them.
     """
-    spec, source, tensors = resolve_weights(name, weights=weights, pretrained=pretrained, random_init=random_init)
+    resolved = resolve_weights(name, weights=weights, pretrained=pretrained, random_init=random_init)
+    spec, source, tensors = resolved.spec, resolved.source, resolved.tensors
+    arch = {**resolved.arch, **arch}
     if source.kind == "random-init":
         with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state left as it was
             torch.manual_seed(RANDOM_INIT_SEED)
-            network = spec.builder()
+            network = _build(spec, arch)
     else:
-        network = spec.builder()  # untrained models draw from the caller's random state, as nn.Modules do
+        network = _build(spec, arch)  # untrained models draw from the caller's random state, as nn.Modules do
     if tensors is not None:
         _load_strict(network, tensors, source.path, spec.name)
     return LoadedModel(spec, Classifier(network, spec, source.sha256).eval(), source)
@@ -121,51 +121,48 @@ def resolve_weights(
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
     random_init: bool = False,
-) -> tuple[ModelSpec, WeightsSource, dict[str, torch.Tensor] | None]:
+) -> ResolvedWeights:
     """The spec, the weights' provenance and their tensors (None for untrained models), without building."""
     if weights is not None:
-        path = Path(weights)
-        tensors, meta = read_checkpoint(path)
-        owner = meta.get("model")
-        if owner is None:
-            raise WeightsError(f"{path} is not a zoo checkpoint (no 'model' in its metadata)")
-        if name is not None and owner != get_spec(name).name:
-            raise WeightsError(f"{path} holds weights for {owner!r}, not {name!r}")
-        spec = get_spec(owner)
-        kind = "checkpoint"
-        if meta.get("kind") == "resume":
-            tensors, kind = _weights_of_resume_checkpoint(tensors), "resume checkpoint"
-        return spec, WeightsSource(kind, path, sha256_file(path)), tensors
+        return _checkpoint_weights(name, Path(weights))
     if name is None:
-        raise ZooError("name a model or pass weights=PATH")
+        raise ZooError("name a model or pass {weights=PATH}", argument="name")
     spec = get_spec(name)
-    if pretrained and spec.weights_sha256 is not None:
-        path = verified_shipped_weights(spec)
-        tensors, _ = read_checkpoint(path)
-        return spec, WeightsSource("shipped", path, spec.weights_sha256), tensors
     if not pretrained:
-        return spec, WeightsSource("untrained", None, None), None
+        return ResolvedWeights(spec, WeightsSource("untrained", None, None), None)
+    tag = split_tag(name)[1] or spec.weights_tag
+    shipped = shipped_weights(spec.name, tag) if tag else None
+    if shipped is not None:
+        tensors, _ = read_checkpoint(shipped.verified_path())
+        return ResolvedWeights(spec, WeightsSource("shipped", shipped.path, shipped.sha256, shipped.tag), tensors)
     if not random_init:
         raise WeightsError(
-            f"{spec.name} ships no trained weights yet: pass weights=PATH (a run's best.safetensors from "
-            f"training {spec.name}) or random_init=True"
+            f"{spec.name} ships no trained weights yet: pass {{weights=PATH}} (a run's best.safetensors from "
+            f"training {spec.name}) or {{random_init=True}}",
         )
-    return spec, WeightsSource("random-init", None, None), None
+    return ResolvedWeights(spec, WeightsSource("random-init", None, None), None)
 
 
-def verified_shipped_weights(spec: ModelSpec) -> Path:
-    """The path of a model's shipped weights after their sha256 check; a clear error when absent or changed."""
-    if spec.weights_sha256 is None:
-        raise WeightsError(f"{spec.name} ships no trained weights yet")
-    path = shipped_weights_path(spec.weights_file)
-    if not path.is_file():
-        raise WeightsError(f"shipped weights {path} are missing; reinstall zoo")
-    digest = sha256_file(path)
-    if digest != spec.weights_sha256:
-        raise WeightsError(
-            f"{path} fails its sha256 check (found {digest[:12]}…, expected {spec.weights_sha256[:12]}…)"
-        )
-    return path
+def _checkpoint_weights(name: str | None, path: Path) -> ResolvedWeights:
+    tensors, meta = read_checkpoint(path)
+    owner = meta.get("model")
+    if owner is None:
+        raise WeightsError(f"{path} is not a zoo checkpoint (no 'model' in its metadata)", argument="weights")
+    if name is not None and owner != get_spec(name).name:
+        raise WeightsError(f"{path} holds weights for {owner!r}, not {split_tag(name)[0]!r}", argument="weights")
+    spec = get_spec(owner)
+    kind = "checkpoint"
+    if meta.get("kind") == "resume":
+        tensors, kind = _weights_of_resume_checkpoint(tensors), "resume checkpoint"
+    arch = json.loads(meta["arch"]) if "arch" in meta else {}
+    return ResolvedWeights(spec, WeightsSource(kind, path, sha256_file(path)), tensors, arch)
+
+
+def _build(spec: ModelSpec, arch: dict[str, object]) -> nn.Module:
+    try:
+        return spec.build(**arch)
+    except (TypeError, ValueError) as error:  # an argument the builder does not take, or a bad value
+        raise ZooError(f"{spec.name} cannot be built with {arch}: {error}", argument="arch") from error
 
 
 def _weights_of_resume_checkpoint(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -191,7 +188,7 @@ def _load_strict(network: nn.Module, tensors: dict[str, torch.Tensor], path: Pat
         if keys
     ]
     if problems:
-        raise WeightsError(f"{path} does not fit {name}: " + "; ".join(problems))
+        raise WeightsError(f"{path} does not fit {name}: " + "; ".join(problems), argument="weights")
     network.load_state_dict(tensors)
 
 

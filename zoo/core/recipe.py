@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from zoo.core.errors import ZooError
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -22,7 +24,7 @@ class Recipe:
     hflip: bool = True  # random horizontal flip
     erasing: float = 0.0  # probability of random erasing (cutout) per image
     dropout: float = 0.0  # dropout before the classifier, passed to the builder when it accepts it
-    teacher: str = ""  # knowledge distillation: a zoo model ("cnn_100k", shipped weights) or "name=path.safetensors"
+    teacher: str = ""  # knowledge distillation: shipped weights by tag ("cnn_50k.v2"), or "name=path.safetensors"
     distill_weight: float = 0.0  # share of the loss spent matching the teacher's softened outputs, 0-1
     distill_temperature: float = 4.0  # softening temperature of student and teacher outputs
     val_size: int = 5000  # images held out of the training set for model selection
@@ -33,21 +35,17 @@ class Recipe:
 
     def replace(self, **overrides: object) -> Recipe:
         """A copy with some fields changed; unknown names or wrong types are user errors."""
-        from zoo.errors import ZooError
-
         known = {f.name: f for f in dataclasses.fields(self)}
         converted = {}
         for key, value in overrides.items():
             if key not in known:
-                raise ZooError(f"unknown recipe field {key!r}; known fields: {', '.join(known)}")
+                raise ZooError(f"unknown recipe field {key!r}; known fields: {', '.join(known)}", argument=key)
             converted[key] = _coerce(key, value, type(getattr(self, key)))
         new = dataclasses.replace(self, **converted)
         new.validate()
         return new
 
     def validate(self) -> None:
-        from zoo.errors import ZooError
-
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
@@ -65,18 +63,16 @@ class Recipe:
         }
         for field, ok in checks.items():
             if not ok:
-                raise ZooError(f"invalid value for {field}: {getattr(self, field)!r}")
+                raise ZooError(f"invalid value for {{{field}}}: {getattr(self, field)!r}")
         if self.teacher and self.erasing:
             # Teacher outputs are computed once per training image, crop offset and mirror (training/distill.py).
-            raise ZooError("distillation supports crop and flip augmentation only: set erasing=0")
+            raise ZooError("distillation supports crop and flip augmentation only: set erasing=0", argument="erasing")
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
 
 def _coerce(key: str, value: object, kind: type) -> object:
-    from zoo.errors import ZooError
-
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     try:
@@ -89,5 +85,5 @@ def _coerce(key: str, value: object, kind: type) -> object:
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError(value)
         return kind(value)
-    except (TypeError, ValueError):
-        raise ZooError(f"invalid value for {key}: {value!r} (expected {kind.__name__})") from None
+    except (TypeError, ValueError) as error:
+        raise ZooError(f"invalid value for {key}: {value!r} (expected {kind.__name__})", argument=key) from error

@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import logging
 import os
 import pickle
 import sys
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.cache import cache_dir
-from zoo.errors import DataNotFoundError, ZooError
-from zoo.registry import CIFAR10_CLASSES
+from zoo.core.cache import cache_dir
+from zoo.core.datasets import CIFAR10_CLASSES, DATASETS
+from zoo.core.errors import DataNotFoundError, ZooError
 
-DATASETS = ("fashion_mnist", "cifar10")
+log = logging.getLogger(__name__)
+
 FASHION_MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -50,7 +52,11 @@ class Split:
         """`count` images evenly spaced over the split: a fair sample even where a split is stored class by
         class (the CIFAR-10 JPEG tree is: its first 1,000 test images are all airplanes)."""
         count = min(count, len(self))
-        return self.subset(torch.linspace(0, len(self) - 1, count).round().long()) if count else self.subset(torch.arange(0))
+        return (
+            self.subset(torch.linspace(0, len(self) - 1, count).round().long())
+            if count
+            else self.subset(torch.arange(0))
+        )
 
 
 @dataclass(frozen=True)
@@ -75,9 +81,9 @@ def search_dirs(data_dir: str | os.PathLike[str] | None = None, name: str = "fas
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> DataSet:
     """Load a data set by name ("fashion_mnist" or "cifar10"), decoding and caching it on first use."""
     if name not in DATASETS:
-        raise ZooError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+        raise ZooError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}", argument="dataset")
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise DataNotFoundError(f"data directory {str(data_dir)!r} does not exist")
+        raise DataNotFoundError(f"data directory {str(data_dir)!r} does not exist", argument="data_dir")
     finder = _find_fashion_mnist if name == "fashion_mnist" else _find_cifar10
     dirs = search_dirs(data_dir, name)
     for directory in dirs:
@@ -93,7 +99,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> D
     )
     raise DataNotFoundError(
         f"{name} not found in {places} and it could not be downloaded (offline?); "
-        f"put {files} in a folder and pass data_dir=DIR (or set ZOO_DATA=DIR)"
+        f"put {files} in a folder and pass {{data_dir=DIR}} (or set ZOO_DATA=DIR)",
     )
 
 
@@ -101,7 +107,7 @@ def train_val_split(train: Split, val_size: int, seed: int, limit_train: int | N
     """Hold a seeded random `val_size` images out of the training set for model selection; `limit_train`
     keeps only the first N (shuffled) training images, as `zoo train --limit-train N` trains on."""
     if val_size >= len(train):
-        raise ZooError(f"val_size {val_size} leaves no training images (the set has {len(train)})")
+        raise ZooError(f"val_size {val_size} leaves no training images (the set has {len(train)})", argument="val_size")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     kept = order[val_size:][:limit_train] if limit_train else order[val_size:]
     return train.subset(kept), train.subset(order[:val_size])
@@ -154,7 +160,7 @@ def _download(name: str) -> Path | None:
     from torchvision import datasets
 
     root = cache_dir()
-    print(f"downloading {name} into {root} ...", file=sys.stderr)
+    log.warning("downloading %s into %s ...", name, root)
     try:
         # torchvision prints progress on stdout, which belongs to --json output.
         with contextlib.redirect_stdout(sys.stderr):
@@ -164,8 +170,8 @@ def _download(name: str) -> Path | None:
                 return _find_fashion_mnist(root)
             datasets.CIFAR10(root, train=True, download=True)
             return _find_cifar10(root)
-    except Exception as error:  # any network or file error means "not available"
-        print(f"download failed: {error}", file=sys.stderr)
+    except (OSError, RuntimeError) as error:  # no network, a refused or broken download: "not available"
+        log.warning("download of %s failed: %s", name, error)
         return None
 
 

@@ -1,11 +1,10 @@
-"""File helpers that need no torch: hashing, atomic writes, and where shipped files live."""
+"""File helpers that need no torch: hashing and atomic writes."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
 
@@ -15,11 +14,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def shipped_weights_path(file_name: str) -> Path:
-    """Where a shipped weights file lives: the `zoo.weights` package (repo `weights/`, or site-packages)."""
-    return Path(str(resources.files("zoo.weights").joinpath(file_name)))
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:

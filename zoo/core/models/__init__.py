@@ -1,3 +1,3 @@
 """Model families. Importing this package registers every model's spec."""
 
-from zoo.models import cifar, cnn, fcn, reference  # noqa: F401
+from zoo.core.models import cifar, cnn, fcn, reference  # noqa: F401

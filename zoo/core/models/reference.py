@@ -11,13 +11,13 @@ augmentation; where the study did not say, the guess is named below), and its re
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
 from torch import nn
 
-from zoo.recipe import Recipe
-from zoo.registry import CIFAR10, CIFAR10_CLASSES, ModelSpec, register
+from zoo.core.datasets import CIFAR10, CIFAR10_CLASSES
+from zoo.core.recipe import Recipe
+from zoo.core.spec import ModelSpec, register
 
 
 class StridedCNN(nn.Sequential):
@@ -86,6 +86,7 @@ ZOO_RECIPE = Recipe(
 
 class Reference(NamedTuple):
     builder: Callable[..., nn.Module]
+    arch: dict[str, object]  # the builder's arguments for this network
     params: int  # as the study printed it
     macs: int
     description: str
@@ -95,13 +96,13 @@ class Reference(NamedTuple):
 
 # fmt: off
 REFERENCE_MODELS = {
-    "ref_keras_cnn": Reference(StridedCNN, 37_146, 2_822_144, "Keras strided CNN (CIFAR-10 study)", "≈70% (20 epochs)", 0.5),
+    "ref_keras_cnn": Reference(StridedCNN, {}, 37_146, 2_822_144, "Keras strided CNN (CIFAR-10 study)", "≈70% (20 epochs)", 0.5),
     "ref_keras_pool": Reference(
-        partial(StridedCNN, "maxpool"), 37_146, 6_361_088, "Keras CNN, max-pool instead of stride 2", "74%", 0.5,
+        StridedCNN, {"downsample": "maxpool"}, 37_146, 6_361_088, "Keras CNN, max-pool instead of stride 2", "74%", 0.5,
     ),
-    "ref_3block_cnn": Reference(ThreeBlockCNN, 390_410, 28_803_712, "3-block 5x5 CIFAR CNN (CIFAR-10 study)", "73.6%"),
-    "ref_lenet_bn": Reference(LeNetBN, 82_078, 716_328, "LeNet-style CNN with batch norm (CIFAR-10 study)", "≈66% plain, 72% aug."),
-    "ref_lenet_silu": Reference(partial(LeNetBN, "silu"), 82_078, 716_328, "LeNet-style CNN with BN and SiLU", "73.2%"),
+    "ref_3block_cnn": Reference(ThreeBlockCNN, {}, 390_410, 28_803_712, "3-block 5x5 CIFAR CNN (CIFAR-10 study)", "73.6%"),
+    "ref_lenet_bn": Reference(LeNetBN, {}, 82_078, 716_328, "LeNet-style CNN with batch norm (CIFAR-10 study)", "≈66% plain, 72% aug."),
+    "ref_lenet_silu": Reference(LeNetBN, {"activation": "silu"}, 82_078, 716_328, "LeNet-style CNN with BN and SiLU", "73.2%"),
 }
 # fmt: on
 STUDY_RECIPES = {name: STUDY_RECIPE.replace(dropout=ref.dropout) for name, ref in REFERENCE_MODELS.items()}
@@ -114,6 +115,7 @@ for _name, _ref in REFERENCE_MODELS.items():
             classes=CIFAR10_CLASSES,
             preprocessing=CIFAR10,
             builder=_ref.builder,
+            arch=_ref.arch,
             budget=_ref.params,  # exact: the study's count is the budget
             min_params=_ref.params,
             params=_ref.params,

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from zoo.images import open_image, to_model_array
-from zoo.registry import Preprocessing
+from zoo.core.datasets import Preprocessing
+from zoo.core.images import open_image, to_model_array
 
 
 def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
@@ -24,7 +24,7 @@ def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tenso
 
 class ImageTransform:
     """Any image -> the model's normalised float32 input [C, H, W], by exactly `zoo predict`'s rules
-    (zoo/images.py): `model(transform(image)[None])` on a zoo Classifier in eval mode is `zoo predict`."""
+    (zoo/core/images.py): `model(transform(image)[None])` on a zoo Classifier in eval mode is `zoo predict`."""
 
     def __init__(self, preprocessing: Preprocessing) -> None:
         self.preprocessing = preprocessing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,31 +11,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from zoo.errors import WeightsError
-from zoo.files import atomic_write, sha256_file, shipped_weights_path
-
-__all__ = ["atomic_write", "git_commit", "library_versions", "read_checkpoint", "save_checkpoint", "sha256_file",
-           "shipped_weights_path"]  # fmt: skip
+from zoo.core.errors import WeightsError
+from zoo.core.files import atomic_write
 
 FORMAT = "zoo/1"
-
-
-def library_versions() -> dict[str, str]:
-    import safetensors
-    import timm
-
-    return {"torch": torch.__version__, "timm": timm.__version__, "safetensors": safetensors.__version__}
-
-
-def git_commit() -> str:
-    """The commit of the source tree this code runs from, or "unknown" outside a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def save_checkpoint(
@@ -54,11 +32,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     """Read every tensor and the metadata; a missing, corrupt or foreign file is a WeightsError."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+        raise WeightsError(f"weights file {path} does not exist", argument="weights")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise WeightsError(f"{path} is not a valid safetensors file ({error})") from None
+        raise WeightsError(f"{path} is not a valid safetensors file ({error})", argument="weights") from error
     return tensors, metadata

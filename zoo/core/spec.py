@@ -1,0 +1,101 @@
+"""`ModelSpec`, the registry entry of a model: what it is, what it costs and how it trains, as data.
+
+Model files (zoo/core/models/) declare their specs beside the code and `register` them; the registry
+(zoo.core.registry) looks them up. A spec's shipped weights (tag, sha256, measured metrics) are joined in
+from weights/manifest.json when it is registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from zoo.core.datasets import Preprocessing
+from zoo.core.images import photo_recipe
+from zoo.core.recipe import Recipe
+from zoo.core.weights import default_weights
+
+if TYPE_CHECKING:  # the registry's data is read without torch (the ONNX Runtime path); the models need it
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # registry key
+    dataset: str  # "fashion_mnist" or "cifar10"
+    classes: tuple[str, ...]  # class names in label order
+    preprocessing: Preprocessing  # what the model expects as input
+    builder: Callable[..., nn.Module]  # builds the untrained model from architecture keyword arguments
+    budget: int  # the parameter budget the model must respect
+    params: int  # parameters (weights, biases, norm affine; frozen ones too), checked by tests
+    macs: int  # multiply-accumulates per image (conv and linear layers), checked by tests
+    recipe: Recipe  # how it is trained
+    min_params: int = 0  # lower end of the allowed parameter range
+    family: str = ""  # "fcn", "cnn", "resnet" or "ref" (the studies' networks), for studies and filters
+    description: str = ""  # one line for tables and model cards
+    tta_flip: bool = False  # evaluation averages the logits of the image and its mirror
+    weights_sha256: str | None = None  # sha256 of its default weights tag's file; None while untrained
+    metrics: Mapping[str, float] = field(default_factory=dict)  # measured with those weights
+    arch: Mapping[str, object] = field(default_factory=dict)  # the builder's registered arguments (widths, ...)
+    weights_tag: str | None = None  # the default tag of its shipped weights (`name.tag`); None while untrained
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.preprocessing.channels, *self.preprocessing.size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def accuracy(self) -> float | None:
+        """Test accuracy (fraction) of the shipped weights, if any."""
+        return self.metrics.get("test_accuracy") if self.weights_sha256 else None
+
+    def pretrained_cfg(self, weights_sha256: str | None = None) -> dict[str, object]:
+        """What the model needs to be run as zoo runs it, in timm's `pretrained_cfg` spirit (plain data): carried
+        by every Classifier and, with the ONNX format's own spelling, by every exported file."""
+        pre = self.preprocessing
+        return {
+            "model": self.name,
+            "dataset": self.dataset,
+            "classes": list(self.classes),
+            "mean": list(pre.mean),  # per channel, on the [0, 1] scale: input = (pixel / 255 - mean) / std
+            "std": list(pre.std),
+            "input_size": list(self.input_shape),  # (C, H, W)
+            "light_on_dark": pre.light_on_dark,
+            "tta_flip": self.tta_flip,  # the Classifier in eval mode averages image and mirror itself
+            "photo_recipe": photo_recipe(pre),  # how an arbitrary image becomes the input (zoo.transforms)
+            "weights_sha256": weights_sha256,
+        }
+
+    def build(self, **arch: object) -> nn.Module:
+        """The untrained network; keyword arguments change the registered architecture (widths=, dropout=)."""
+        return self.builder(**{**self.arch, **arch})
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a spec, joined with the facts of its default shipped weights (tag, hash, measured metrics) if any."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    shipped = default_weights(spec.name)
+    if shipped is not None and spec.weights_sha256 is None:
+        spec = dataclasses.replace(
+            spec,
+            weights_tag=shipped.tag,
+            weights_sha256=shipped.sha256,
+            metrics=MappingProxyType(dict(shipped.metrics)),
+        )
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def registered() -> Mapping[str, ModelSpec]:
+    """The specs registered so far (zoo.core.registry imports every model module first)."""
+    return MappingProxyType(_REGISTRY)
