@@ -6,7 +6,7 @@ imported on first use, so reaching the runtime through this package does not loa
 
 from __future__ import annotations
 
-import importlib
+from zoo.core.lazy import lazy_names
 
 _PUBLIC = {
     "INPUT_NAME": "zoo.export.metadata",
@@ -19,9 +19,4 @@ _PUBLIC = {
 __all__ = list(_PUBLIC)
 
 
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zoo.export' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, globals(), _PUBLIC)

@@ -11,9 +11,8 @@ The public names are imported on first use, so `import zoo` (and `zoo --help`) d
 
 from __future__ import annotations
 
-import importlib
-
 from zoo.core.errors import ZooError
+from zoo.core.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -35,13 +34,4 @@ _PUBLIC = {
 __all__ = ["ZooError", *_PUBLIC]
 
 
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_names(__name__, globals(), _PUBLIC)

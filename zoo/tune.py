@@ -306,25 +306,7 @@ def tune_model(
     if started_ray:
         _start_ray(address)
     try:
-        tune_dir = experiment_dir / "ray"
-        if tune.Tuner.can_restore(str(tune_dir)):
-            tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            asha = tune.schedulers.ASHAScheduler(
-                time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3
-            )
-            tuner = tune.Tuner(
-                trainable,
-                param_space=_to_ray(space),
-                tune_config=tune.TuneConfig(
-                    metric=METRIC, mode="max", num_samples=samples,
-                    scheduler=asha if scheduler == "asha" else tune.schedulers.FIFOScheduler(),
-                    # max_concurrent: a cap below what the resources allow, for a machine shared with other
-                    # work (TuneConfig's max_concurrent_trials is ignored once a search algorithm is given).
-                    search_alg=tune.search.BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0),
-                ),
-                run_config=tune.RunConfig(name="ray", storage_path=str(experiment_dir), verbose=0),
-            )  # fmt: skip
+        tuner = _tuner(trainable, experiment_dir, space, samples, epochs, scheduler, seed, max_concurrent)
         # Ray's progress goes to stderr, so stdout holds only zoo's table (or its one JSON document).
         with contextlib.redirect_stdout(sys.stderr):
             grid = tuner.fit()
@@ -339,6 +321,30 @@ def tune_model(
     failed = [str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__ for error in errors]
     plotted = plot_search(result, experiment_dir / "search.png")
     return dataclasses.replace(result, plot=str(experiment_dir / "search.png") if plotted else None, failed=failed)
+
+
+def _tuner(trainable, experiment_dir: Path, space, samples, epochs, scheduler, seed, max_concurrent):
+    """Ray Tune's Tuner for the sweep: restored where an earlier run of it left state, else a new one."""
+    from ray import tune
+
+    tune_dir = experiment_dir / "ray"
+    if tune.Tuner.can_restore(str(tune_dir)):
+        return tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True, resume_errored=True)
+    asha = tune.schedulers.ASHAScheduler(
+        time_attr="epoch", max_t=epochs, grace_period=max(1, epochs // 8), reduction_factor=3
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=_to_ray(space),
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="max", num_samples=samples,
+            scheduler=asha if scheduler == "asha" else tune.schedulers.FIFOScheduler(),
+            # max_concurrent: a cap below what the resources allow, for a machine shared with other
+            # work (TuneConfig's max_concurrent_trials is ignored once a search algorithm is given).
+            search_alg=tune.search.BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent or 0),
+        ),
+        run_config=tune.RunConfig(name="ray", storage_path=str(experiment_dir), verbose=0),
+    )  # fmt: skip
 
 
 def _start_ray(address: str | None) -> None:

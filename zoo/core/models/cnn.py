@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from zoo.core.datasets import FASHION_MNIST, FASHION_MNIST_CLASSES
+from zoo.core.models.budgets import fashion_mnist_spec
 from zoo.core.models.layers import ClassifierHead, conv_bn_act
 from zoo.core.recipe import Recipe
 from zoo.core.spec import ModelSpec, register
@@ -69,22 +69,10 @@ TUNED_CNN_RECIPE = CNN_RECIPE.replace(
 
 
 def _cnn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs: int, recipe: Recipe) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        dataset="fashion_mnist",
-        classes=FASHION_MNIST_CLASSES,
-        preprocessing=FASHION_MNIST,
-        builder=SmallCNN,
-        arch={"widths": widths},
-        budget=budget,
-        min_params=int(0.9 * budget),
-        params=params,
-        macs=macs,
-        recipe=recipe,
-        family="cnn",
-        tta_flip=True,
+    return fashion_mnist_spec(
+        name, "cnn", SmallCNN, widths, budget=budget, params=params, macs=macs, recipe=recipe,
         description=describe(widths),
-    )
+    )  # fmt: skip
 
 
 register(_cnn_spec("cnn_10k", 10_000, (8, 16, 16, 16, 24), params=9_698, macs=1_016_304, recipe=TUNED_CNN_RECIPE))

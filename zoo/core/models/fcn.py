@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from zoo.core.datasets import FASHION_MNIST, FASHION_MNIST_CLASSES
+from zoo.core.models.budgets import fashion_mnist_spec
 from zoo.core.recipe import Recipe
 from zoo.core.spec import ModelSpec, register
 
@@ -49,22 +49,10 @@ FCN_100K_RECIPE = DISTILLED_FCN_RECIPE.replace(
 
 
 def _fcn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs: int, recipe: Recipe) -> ModelSpec:
-    return ModelSpec(
-        name=name,
-        dataset="fashion_mnist",
-        classes=FASHION_MNIST_CLASSES,
-        preprocessing=FASHION_MNIST,
-        builder=FCN,
-        arch={"widths": widths},
-        budget=budget,
-        min_params=int(0.9 * budget),
-        params=params,
-        macs=macs,
-        recipe=recipe,
-        family="fcn",
+    return fashion_mnist_spec(
+        name, "fcn", FCN, widths, budget=budget, params=params, macs=macs, recipe=recipe,
         description=f"MLP 784-{'-'.join(map(str, widths))}-10 with batch norm",
-        tta_flip=True,  # averaging with the mirror image is worth 0.1-0.3 points for these MLPs
-    )
+    )  # fmt: skip
 
 
 register(_fcn_spec("fcn_50k", 50_000, (54, 54, 54), params=49_042, macs=48_708, recipe=DISTILLED_FCN_RECIPE))
