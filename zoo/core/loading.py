@@ -92,13 +92,14 @@ def load_model(
     *,
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
-    random_init: bool = False,
+    random_init: bool | None = None,
     **arch: object,
 ) -> LoadedModel:
     """Resolve a model once. `weights=PATH` loads a checkpoint (its metadata names the model, so `name` may
     be omitted); else `pretrained` loads the shipped, sha256-verified weights of `name` (`name.tag` for a tag
     other than the default); a model without them is refused unless `random_init` asks for seeded random
-    weights (the same every time). `pretrained=False` gives untrained weights drawn from torch's global random
+    weights (the same every time); the refusal suggests `random_init` only where the caller offers it
+    (False, not None). `pretrained=False` gives untrained weights drawn from torch's global random
     state. Keyword arguments change the architecture (`widths=`, `dropout=`), as the builder takes them.
     """
     resolved = resolve_weights(name, weights=weights, pretrained=pretrained, random_init=random_init)
@@ -120,7 +121,7 @@ def resolve_weights(
     *,
     weights: str | os.PathLike[str] | None = None,
     pretrained: bool = True,
-    random_init: bool = False,
+    random_init: bool | None = None,
 ) -> ResolvedWeights:
     """The spec, the weights' provenance and their tensors (None for untrained models), without building."""
     if weights is not None:
@@ -136,9 +137,10 @@ def resolve_weights(
         tensors, _ = read_checkpoint(shipped.verified_path())
         return ResolvedWeights(spec, WeightsSource("shipped", shipped.path, shipped.sha256, shipped.tag), tensors)
     if not random_init:
+        alternative = " or {random_init=True}" if random_init is False else ""
         raise WeightsError(
             f"{spec.name} ships no trained weights yet: pass {{weights=PATH}} (a run's best.safetensors from "
-            f"training {spec.name}) or {{random_init=True}}",
+            f"training {spec.name}){alternative}",
         )
     return ResolvedWeights(spec, WeightsSource("random-init", None, None), None)
 
