@@ -19,10 +19,12 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def build_metadata(spec: ModelSpec, *, weights: str, weights_sha256: str, precision: str) -> dict[str, str]:
-    """The model's pretrained_cfg in the ONNX format's spelling (input_size is (height, width) beside
-    `channels`), plus what an exported file adds: format, graph input, precision, versions."""
-    cfg = spec.pretrained_cfg(weights_sha256)
+def build_metadata(
+    spec: ModelSpec, cfg: dict[str, object], *, weights: str, weights_sha256: str, precision: str
+) -> dict[str, str]:
+    """The exported Classifier's pretrained_cfg in the ONNX format's spelling (input_size is (height, width)
+    beside `channels`), plus what an exported file adds: format, graph input, precision, versions."""
+    cfg = {**cfg, "weights_sha256": weights_sha256}
     channels, height, width = cfg.pop("input_size")
     values: dict[str, object] = {
         "format": FORMAT,
@@ -31,7 +33,7 @@ def build_metadata(spec: ModelSpec, *, weights: str, weights_sha256: str, precis
         "input": "float32 NCHW, (pixel / 255 - mean) / std",
         "channels": channels,
         "input_size": [height, width],
-        # tta_flip is already inside the graph: it returns the mean of image and mirror logits.
+        # tta_flip and tta_shift are already inside the graph: it returns the mean over the test views.
         "params": spec.params,
         # The registry's test accuracy, only when these are the shipped weights it was measured on.
         "test_accuracy": spec.accuracy if weights_sha256 == spec.weights_sha256 else None,

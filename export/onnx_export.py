@@ -116,7 +116,9 @@ def export_onnx(
             final, precision, all_inputs[part], all_reference[part], all_labels[part], fixed_batch
         )
 
-    metadata = build_metadata(spec, weights=weights_label, weights_sha256=digest, precision=precision)
+    metadata = build_metadata(
+        spec, wrapper.pretrained_cfg, weights=weights_label, weights_sha256=digest, precision=precision
+    )
     metadata["validation"] = _json({"fp32": validation, precision: reduced} if reduced else {"fp32": validation})
     onnx.helper.set_model_props(final, metadata)
     final.doc_string = f"zoo {spec.name} ({spec.dataset}, {precision}): {spec.description}"

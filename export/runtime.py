@@ -56,7 +56,7 @@ class OnnxClassifier:
             "photo_recipe",
             "weights_sha256",
         )
-        cfg = {key: meta.get(key) for key in keys}
+        cfg = {key: meta.get(key) for key in keys} | {"tta_shift": bool(meta.get("tta_shift", False))}
         return cfg | {"input_size": [pre.channels, *pre.size]}
 
     def normalize(self, images: np.ndarray) -> np.ndarray:

@@ -11,10 +11,10 @@ def random_offsets(n: int, padding: int, device: torch.device | str = "cpu") -> 
     return torch.randint(0, (2 * padding + 1) ** 2, (n,), device=device)
 
 
-def crop_at(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> torch.Tensor:
-    """Zero-pad by `padding` and crop back at each image's offset (see `random_offsets`)."""
+def crop_at(images: torch.Tensor, padding: int, offsets: torch.Tensor, reflect: bool = False) -> torch.Tensor:
+    """Pad by `padding` (zeros, or by reflection) and crop back at each image's offset (see `random_offsets`)."""
     n, _, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+    padded = F.pad(images, (padding, padding, padding, padding), mode="reflect" if reflect else "constant")
     dy, dx = (offsets // (2 * padding + 1))[:, None], (offsets % (2 * padding + 1))[:, None]
     rows = (torch.arange(height, device=images.device) + dy)[:, :, None]  # [N, H, 1]
     cols = (torch.arange(width, device=images.device) + dx)[:, None, :]  # [N, 1, W]

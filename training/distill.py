@@ -50,7 +50,10 @@ class Teacher:
         padding = recipe.crop_padding
         shipped = None if path else shipped_weights(name)
         weights = sha256_file(path) if path else shipped.sha256 if shipped else None
-        key = hashlib.sha256(f"{name}:{weights}:{padding}:{tuple(images.shape)}:".encode())
+        reflect = recipe.crop_reflect
+        key = hashlib.sha256(
+            f"{name}:{weights}:{padding}{':reflect' if reflect else ''}:{tuple(images.shape)}:".encode()
+        )
         key.update(images.contiguous().cpu().numpy().tobytes())
         cached = cache_dir() / "teacher-logits" / f"{key.hexdigest()[:32]}.pt"
         # The teacher is built either way: building it draws from the global RNG (its initial weights,
@@ -59,17 +62,19 @@ class Teacher:
         if weights and cached.is_file():
             logits = torch.load(cached).to(device)
         else:
-            logits = cls._compute(model, spec, images, padding, device)
+            logits = cls._compute(model, spec, images, padding, device, reflect)
             if weights:  # random-init teachers (no weights hash) are never cached
                 atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
         return cls(logits, recipe.distill_weight, recipe.distill_temperature, weights or "")
 
     @staticmethod
-    def _compute(model, spec: ModelSpec, images: torch.Tensor, padding: int, device: torch.device) -> torch.Tensor:
+    def _compute(
+        model, spec: ModelSpec, images: torch.Tensor, padding: int, device: torch.device, reflect: bool = False
+    ) -> torch.Tensor:
         # The bare network: each view (crop offset, mirror) gets its own logits, no flip averaging.
         views = []
         for offset in range((2 * padding + 1) ** 2):
-            shifted = crop_at(images, padding, torch.full((len(images),), offset)) if padding else images
+            shifted = crop_at(images, padding, torch.full((len(images),), offset), reflect) if padding else images
             plain = predict_logits(model, shifted, spec.preprocessing, device=device)
             mirrored = predict_logits(model, shifted.flip(-1), spec.preprocessing, device=device)
             views.append(torch.stack([plain, mirrored], 1))

@@ -36,7 +36,7 @@ from zoo.core.rundir import RunDir
 from zoo.core.spec import ModelSpec
 from zoo.core.summary import count_params
 
-from . import distributed
+from . import airbench, distributed
 from .augment import crop_at, random_flip, random_offsets
 from .distill import Teacher
 from .progress import TrainingProgress
@@ -133,6 +133,15 @@ class Trainer:
                 argument="batch_size",
             )
         resume_state = self.run.read_last(self.spec.name) if self.resuming else None
+        # Training steps run in bf16 on a GPU, and on a CPU with native bf16 when the recipe asks; accuracy is
+        # always measured in fp32 (zoo.core.preprocess.predict_logits).
+        self.autocast = self.device.type == "cuda" or (self.recipe.cpu_bf16 and cpu_has_native_bf16())
+        if self.autocast and self.device.type == "cpu":
+            # bf16 backward convolutions meet enough denormal floats to run several times slower (cifar_cnn_best:
+            # 8x); flushed to zero, they cost nothing. Set before the first parallel operation, since the
+            # OpenMP threads inherit it when they start; the process keeps it. fp32 inference is unaffected
+            # bit for bit (checked on cifar_cnn_best's test logits), so measured accuracies do not move.
+            torch.set_flush_denormal(True)
         torch.manual_seed(self.recipe.seed)  # the same initial weights on every rank
         self.train, self.val, self.test, self.data_source = self._load_data()
         self.images, self.labels = self.train.images.to(self.device), self.train.labels.to(self.device)
@@ -151,15 +160,25 @@ class Trainer:
         # Channels-last lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolution kernels: on a 2-core
         # CPU it trains the Fashion-MNIST CNNs about 1.5-2x faster than the default layout.
         self.model = self.spec.build(dropout=recipe.dropout, **self.options.arch).to(self.device)
+        self._initialise(self.model)
         self.model = self.model.to(memory_format=torch.channels_last)
-        # Training steps run in bf16 on a GPU, and on a CPU with native bf16 when the recipe asks; accuracy is
-        # always measured in fp32 (zoo.core.preprocess.predict_logits).
-        self.autocast = self.device.type == "cuda" or (recipe.cpu_bf16 and cpu_has_native_bf16())
+        parameters = (
+            self.model
+            if recipe.bias_lr_scale == 1
+            else airbench.parameter_groups(self.model, recipe.lr, recipe.weight_decay, recipe.bias_lr_scale)
+        )
         self.optimizer = create_optimizer_v2(
-            self.model, opt=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum
+            parameters, opt=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay, momentum=recipe.momentum
         )
         self.steps_per_epoch = math.ceil(self.epoch_images / recipe.batch_size)
         self.ema = ModelEmaV3(self.model, decay=recipe.ema_decay, use_warmup=True) if recipe.ema_decay else None
+        total_steps = recipe.epochs * self.steps_per_epoch
+        self.lookahead = airbench.Lookahead(self.model, total_steps) if recipe.lookahead else None
+        self.preflip = (
+            airbench.alternating_flips(len(self.labels), distributed.derived_seed(recipe.seed, "flip"), self.device)
+            if recipe.alternating_flip
+            else None
+        )
         if resume_state is not None:
             self.resume(*resume_state)
         self.scheduler, self.schedule_offset = self._scheduler()
@@ -172,6 +191,20 @@ class Trainer:
             self.forward = DistributedDataParallel(self.model, device_ids=device_ids)
         if recipe.compile:
             self.forward = torch.compile(self.forward)
+
+    def _initialise(self, network: nn.Module) -> None:
+        """The recipe's data-dependent and identity initialisations, and which parameters stay fixed."""
+        recipe = self.recipe
+        if recipe.dirac_init:
+            airbench.dirac_init(network)
+        if recipe.whiten_stem:
+            sample = self.train.images[: airbench.WHITENING_PATCHES_FROM].to(self.device)
+            airbench.whiten_stem(network, normalize(sample, self.spec.preprocessing))
+        if recipe.freeze_bn_scale:
+            airbench.freeze_bn_scale(network)
+        if self.dist.enabled and recipe.whiten_stem and recipe.whiten_bias_epochs < recipe.epochs:
+            # DistributedDataParallel fixes the set of trained parameters when it wraps the model.
+            raise ZooError("whiten_bias_epochs must cover the whole run under torchrun", argument="whiten_bias_epochs")
 
     def _load_data(self) -> tuple[Split, Split, Split, str]:
         if not self.dist.is_main:
@@ -194,6 +227,8 @@ class Trainer:
                 _, index, name = key.split(".", 2)
                 state.setdefault(int(index), {})[name] = value.to(self.device) if name != "step" else value
         self.optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["optimizer_param_groups"])})
+        if self.lookahead is not None:
+            self.lookahead.restore(tensors)
         torch.set_rng_state(tensors["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
@@ -214,6 +249,9 @@ class Trainer:
         recipe, restart = self.recipe, self.progress.lr_restart
         total_steps = recipe.epochs * self.steps_per_epoch
         lr_min = recipe.lr * recipe.min_lr_ratio
+        if restart is None and recipe.lr_schedule == "triangular":
+            warmup = int(recipe.warmup_epochs * self.steps_per_epoch)
+            return airbench.TriangularLR(self.optimizer, total_steps, warmup, recipe.min_lr_ratio), 0
         if restart is None:
             scheduler = CosineLRScheduler(
                 self.optimizer, t_initial=total_steps, lr_min=lr_min, warmup_lr_init=recipe.lr * 0.01,
@@ -254,6 +292,8 @@ class Trainer:
             "training_precision": "bf16 autocast" if self.autocast else "fp32",
             "validation_precision": "bf16 autocast" if self.autocast else "fp32",
         }
+        if self.spec.tta_shift:
+            config["validation_views"] = "image and mirror (the shifted views only for the test set)"
         if self.options.arch:
             config["arch"] = self.options.arch
         if self.teacher is not None:
@@ -268,7 +308,8 @@ class Trainer:
         self.checkpoint_meta = {
             "model": self.spec.name, "dataset": self.spec.dataset, "recipe": self.recipe.to_dict(),
             "versions": config["versions"], "git_commit": config["git_commit"],
-            **({"arch": self.options.arch} if self.options.arch else {}),
+            # The whole architecture, so the checkpoint rebuilds whatever the registry later changes.
+            "arch": {**self.spec.arch, **self.options.arch},
         }  # fmt: skip
         return config
 
@@ -277,6 +318,8 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         if self.ema is not None:
             tensors.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
+        if self.lookahead is not None:
+            tensors.update(self.lookahead.tensors())
         state = self.optimizer.state_dict()
         for index, values in state["state"].items():
             for key, value in values.items():
@@ -296,6 +339,9 @@ class Trainer:
     def train_epoch(self, epoch: int, bar: TrainingProgress) -> dict[str, object]:
         """One pass over the training split; returns the epoch's training record."""
         self.model.train()
+        self.epoch = epoch
+        if self.recipe.whiten_stem:  # the whitened stem's bias trains for the first epochs only
+            airbench.stem_of(self.model).bias.requires_grad_(epoch <= self.recipe.whiten_bias_epochs)
         started = time.perf_counter()
         order = self._epoch_order(epoch)
         loss_sum = torch.zeros((), device=self.device)
@@ -342,7 +388,7 @@ class Trainer:
     def _step(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step on the images at `indices`: augment, forward, loss, backward, update."""
         recipe, device = self.recipe, self.device
-        flip = torch.rand(len(indices), device=device) < 0.5 if recipe.hflip else None
+        flip = self._flips(indices)
         offsets = random_offsets(len(indices), recipe.crop_padding, device) if recipe.crop_padding else None
         images = self._augment(self.images[indices], flip, offsets).contiguous(memory_format=torch.channels_last)
         labels = self.labels[indices]
@@ -358,11 +404,21 @@ class Trainer:
         self.scheduler.step_update(self.progress.step - self.schedule_offset)
         if self.ema is not None:
             self.ema.update(self.model, step=self.progress.step)
+        if self.lookahead is not None:
+            self.lookahead.update(self.model, self.progress.step)
         return loss, logits, labels
+
+    def _flips(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """Which images of the batch are mirrored: at random, or alternating by epoch from a fixed start."""
+        if not self.recipe.hflip:
+            return None
+        if self.preflip is not None:
+            return self.preflip[indices] ^ (self.epoch % 2 == 0)
+        return torch.rand(len(indices), device=self.device) < 0.5
 
     def _augment(self, images: torch.Tensor, flip: torch.Tensor | None, offsets: torch.Tensor | None) -> torch.Tensor:
         if offsets is not None:
-            images = crop_at(images, self.recipe.crop_padding, offsets)
+            images = crop_at(images, self.recipe.crop_padding, offsets, reflect=self.recipe.crop_reflect)
         if flip is not None:
             images = random_flip(images, flip)
         images = normalize(images, self.spec.preprocessing)
@@ -384,14 +440,17 @@ class Trainer:
         best-epoch decision. A bf16-trained run validates in bf16 too (selection only)."""
         accuracy, loss = float("nan"), float("nan")
         if self.dist.is_main and len(self.val):
-            accuracy, loss = self._accuracy(self.evaluated, self.val, bf16=self.autocast)
+            accuracy, loss = self._accuracy(self.evaluated, self.val, bf16=self.autocast, tta_shift=False)
         accuracy, loss = self.dist.broadcast((accuracy, loss))
         record = {"val_loss": loss, "val_accuracy": accuracy, "lr": self.optimizer.param_groups[0]["lr"]}
         return record | {"elapsed_seconds": self.progress.elapsed}
 
-    def _accuracy(self, network: nn.Module, split: Split, bf16: bool = False) -> tuple[float, float]:
-        """Accuracy and loss as zoo reports them: the network wrapped as a Classifier, so flip TTA applies."""
-        model = Classifier(network, self.spec)
+    def _accuracy(
+        self, network: nn.Module, split: Split, bf16: bool = False, tta_shift: bool | None = None
+    ) -> tuple[float, float]:
+        """Accuracy and loss as zoo reports them: the network wrapped as a Classifier, so its test views apply
+        (validation, which only chooses an epoch, leaves out the shifted ones: a third of the cost)."""
+        model = Classifier(network, self.spec, tta_shift=tta_shift)
         logits = predict_logits(model, split.images, self.spec.preprocessing, device=self.device, bf16=bf16)
         accuracy = (logits.argmax(1) == split.labels).float().mean().item()
         return accuracy, F.cross_entropy(logits, split.labels).item()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo.core.checkpoint import read_checkpoint
@@ -30,23 +31,40 @@ RANDOM_INIT_SEED = 0  # random-init weights are seeded, so every "untrained" exp
 
 
 class Classifier(nn.Module):
-    """A zoo network that carries its config. In eval mode its output is what zoo reports: for `tta_flip`
-    models the mean of the logits of the image and its mirror (the one implementation of flip TTA).
+    """A zoo network that carries its config. In eval mode its output is what zoo reports (the one
+    implementation of test-time views, which the ONNX export traces): for `tta_flip` models the mean of the
+    logits of the image and its mirror; with `tta_shift` also, at equal total weight, that mean for the image
+    shifted one pixel up-left and one down-right (reflected at the border): airbench's six views.
 
     Its state_dict is the network's own (no prefix), so checkpoints load and save the same with or without it.
     """
 
-    def __init__(self, network: nn.Module, spec: ModelSpec, weights_sha256: str | None = None) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        spec: ModelSpec,
+        weights_sha256: str | None = None,
+        tta_shift: bool | None = None,
+    ) -> None:
         super().__init__()
         self.network = network
+        self.pretrained_cfg = spec.pretrained_cfg(weights_sha256, tta_shift)
         self.tta_flip = spec.tta_flip
-        self.pretrained_cfg = spec.pretrained_cfg(weights_sha256)
+        self.tta_shift = spec.tta_flip and bool(self.pretrained_cfg["tta_shift"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.network(x)
-        if self.tta_flip and not self.training:
-            logits = (logits + self.network(x.flip(-1))) / 2
+        if self.training or not self.tta_flip:
+            return self.network(x)
+        logits = self._mirrored(x)
+        if self.tta_shift:
+            height, width = x.shape[-2:]
+            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            shifted = (self._mirrored(padded[..., :height, :width]) + self._mirrored(padded[..., 2:, 2:])) / 2
+            logits = (logits + shifted) / 2
         return logits
+
+    def _mirrored(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.network(x) + self.network(x.flip(-1))) / 2
 
     def state_dict(self, *args, **kwargs):
         return self.network.state_dict(*args, **kwargs)
@@ -78,6 +96,7 @@ class ResolvedWeights:
     source: WeightsSource
     tensors: dict[str, torch.Tensor] | None  # None for untrained models
     arch: dict[str, object] = field(default_factory=dict)  # architecture arguments the weights were trained with
+    tta_shift: bool | None = None  # the test views the shipped weights were measured with (None: the spec's)
 
 
 @dataclass(frozen=True)
@@ -113,7 +132,7 @@ def load_model(
         network = _build(spec, arch)  # untrained models draw from the caller's random state, as nn.Modules do
     if tensors is not None:
         _load_strict(network, tensors, source.path, spec.name)
-    return LoadedModel(spec, Classifier(network, spec, source.sha256).eval(), source)
+    return LoadedModel(spec, Classifier(network, spec, source.sha256, resolved.tta_shift).eval(), source)
 
 
 def resolve_weights(
@@ -135,7 +154,8 @@ def resolve_weights(
     shipped = shipped_weights(spec.name, tag) if tag else None
     if shipped is not None:
         tensors, _ = read_checkpoint(shipped.verified_path())
-        return ResolvedWeights(spec, WeightsSource("shipped", shipped.path, shipped.sha256, shipped.tag), tensors)
+        source = WeightsSource("shipped", shipped.path, shipped.sha256, shipped.tag)
+        return ResolvedWeights(spec, source, tensors, dict(shipped.arch), tta_shift=shipped.tta_shift)
     if not random_init:
         alternative = " or {random_init=True}" if random_init is False else ""
         raise WeightsError(

@@ -32,6 +32,16 @@ class Recipe:
     seed: int = 0  # seed of initialisation, shuffling and augmentation
     compile: bool = False  # torch.compile the model (worth it on a GPU for long runs)
     cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (avx512_bf16, AMX): about 2x faster convs
+    # airbench's mechanisms (training/airbench.py explains each); off by default
+    lr_schedule: str = "cosine"  # "cosine" (timm, warm-up from 1%) or "triangular" (warm-up from 20%, then linear)
+    bias_lr_scale: float = 1.0  # batch-norm shifts: learning rate times this, weight decay divided by it
+    lookahead: bool = False  # lookahead EMA every 5 steps; the weights end as the EMA
+    alternating_flip: bool = False  # mirror every image in every other epoch instead of at random (needs hflip)
+    crop_reflect: bool = False  # pad random crops by reflection instead of zeros
+    whiten_stem: bool = False  # fix the stem convolution to the whitening of training patches
+    whiten_bias_epochs: int = 3  # epochs the whitened stem's bias trains before it is frozen too
+    dirac_init: bool = False  # 3x3 convolutions start as the identity on their first channels
+    freeze_bn_scale: bool = False  # batch norms keep scale 1 and learn only their shift
 
     def replace(self, **overrides: object) -> Recipe:
         """A copy with some fields changed; unknown names or wrong types are user errors."""
@@ -60,10 +70,17 @@ class Recipe:
             "val_size": self.val_size >= 0,
             "distill_weight": 0 <= self.distill_weight <= 1,
             "distill_temperature": self.distill_temperature > 0,
+            "lr_schedule": self.lr_schedule in ("cosine", "triangular"),
+            "bias_lr_scale": self.bias_lr_scale > 0,
+            "whiten_bias_epochs": self.whiten_bias_epochs >= 0,
         }
         for field, ok in checks.items():
             if not ok:
                 raise ZooError(f"invalid value for {{{field}}}: {getattr(self, field)!r}")
+        if self.alternating_flip and not self.hflip:
+            raise ZooError("alternating_flip chooses which epochs mirror an image: it needs {hflip=True}")
+        if self.lookahead and self.ema_decay:
+            raise ZooError("lookahead and ema_decay both average the weights: choose one", argument="lookahead")
         if self.teacher and self.erasing:
             # Teacher outputs are computed once per training image, crop offset and mirror (training/distill.py).
             raise ZooError("distillation supports crop and flip augmentation only: set erasing=0", argument="erasing")

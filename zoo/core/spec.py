@@ -41,6 +41,7 @@ class ModelSpec:
     metrics: Mapping[str, float] = field(default_factory=dict)  # measured with those weights
     arch: Mapping[str, object] = field(default_factory=dict)  # the builder's registered arguments (widths, ...)
     weights_tag: str | None = None  # the default tag of its shipped weights (`name.tag`); None while untrained
+    tta_shift: bool = False  # with tta_flip: also the mirrored pair shifted one pixel up-left and down-right
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -55,7 +56,7 @@ class ModelSpec:
         """Test accuracy (fraction) of the shipped weights, if any."""
         return self.metrics.get("test_accuracy") if self.weights_sha256 else None
 
-    def pretrained_cfg(self, weights_sha256: str | None = None) -> dict[str, object]:
+    def pretrained_cfg(self, weights_sha256: str | None = None, tta_shift: bool | None = None) -> dict[str, object]:
         """What the model needs to be run as zoo runs it, in timm's `pretrained_cfg` spirit (plain data): carried
         by every Classifier and, with the ONNX format's own spelling, by every exported file."""
         pre = self.preprocessing
@@ -68,6 +69,8 @@ class ModelSpec:
             "input_size": list(self.input_shape),  # (C, H, W)
             "light_on_dark": pre.light_on_dark,
             "tta_flip": self.tta_flip,  # the Classifier in eval mode averages image and mirror itself
+            # and, where these weights were measured so, the mirrored pair shifted by one pixel (zoo.core.loading)
+            "tta_shift": self.tta_shift if tta_shift is None else tta_shift,
             "photo_recipe": photo_recipe(pre),  # how an arbitrary image becomes the input (zoo.transforms)
             "weights_sha256": weights_sha256,
         }

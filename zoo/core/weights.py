@@ -39,6 +39,8 @@ class ShippedWeights:
     teacher_sha256: str | None = None  # and their sha256
     history: str | None = None  # where a retired file lives: "git show COMMIT:weights/FILE"
     note: str | None = None  # how a figure or the provenance was established, where that needs saying
+    tta_shift: bool | None = None  # the test views these weights were measured with, where they differ from the spec's
+    arch: Mapping[str, object] = field(default_factory=dict)  # builder arguments they need beyond the spec's, if any
 
     @property
     def name(self) -> str:
