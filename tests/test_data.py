@@ -113,3 +113,14 @@ def test_missing_data_names_every_place_searched(tmp_path, monkeypatch):
     ):
         assert place in message
     assert "data_dir=DIR" in message and "ZOO_DATA" in message
+
+
+def test_a_data_directory_given_once_is_found_again(data_dir, tmp_path, monkeypatch):
+    """The README trains with --data-dir once; its next commands (benchmark, plot) run without it."""
+    monkeypatch.delenv("ZOO_DATA")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataNotFoundError, match="not found"):
+        load_dataset("fashion_mnist")
+    first = load_dataset("fashion_mnist", data_dir)
+    again = load_dataset("fashion_mnist")
+    assert again.source == first.source and torch.equal(again.test.labels, first.test.labels)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from zoo.core import catalog
 from zoo.core.data import load_dataset
 from zoo.core.device import resolve_device
 from zoo.core.errors import ZooError
@@ -17,7 +16,6 @@ from zoo.core.loading import Classifier, load_model
 from zoo.core.preprocess import ImageTransform, predict_logits
 from zoo.core.registry import get_spec
 from zoo.core.rundir import RunDir
-from zoo.core.weights import default_weights, tags
 
 if TYPE_CHECKING:
     from zoo.training import TrainResult
@@ -177,42 +175,3 @@ def evaluate(
         confusion_matrix=confusion.tolist(),
         tta_flip=model_spec.tta_flip,
     )
-
-
-def model_row(name: str) -> dict[str, object]:
-    """One model's line in `zoo list`: the registry's facts plus its shipped accuracy and whether weights are present."""
-    return catalog.row(get_spec(name).name)
-
-
-def model_info(name: str) -> dict[str, object]:
-    """Everything `zoo info` shows: per-layer summary measured on the real model, recipe, preprocessing, weights."""
-    from dataclasses import asdict
-
-    from zoo.core.summary import summarize
-
-    spec = get_spec(name)
-    shipped = default_weights(spec.name)
-    layers = summarize(spec.build(), spec.input_shape)
-    return {
-        **model_row(name),
-        "description": spec.description,
-        "min_params": spec.min_params,
-        "classes": list(spec.classes),
-        "input_shape": list(spec.input_shape),
-        "layers": [
-            {"name": r.name, "type": r.kind, "output_shape": list(r.output_shape), "params": r.params, "macs": r.macs}
-            for r in layers
-        ],
-        "recipe": spec.recipe.to_dict(),
-        "preprocessing": asdict(spec.preprocessing),
-        "tta_flip": spec.tta_flip,
-        "arch": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.arch.items()},
-        "weights": {
-            "file": shipped.file if shipped else None,
-            "tag": spec.weights_tag,
-            "tags": tags(spec.name),
-            "sha256": spec.weights_sha256,
-            "present": model_row(name)["weights_present"],
-        },
-        "metrics": dict(spec.metrics),
-    }

@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import torch
 
-from zoo.api import finish_run, model_info
+from zoo.api import finish_run
+from zoo.core.catalog import model_info
 from zoo.core.device import describe_hardware
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write

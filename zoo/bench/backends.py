@@ -46,15 +46,25 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
 @cache
 def cuda_available() -> bool:
+    if not torch_installed():
+        return False
     import torch
 
     return torch.cuda.is_available()
 
 
-def unavailable(backend: Backend) -> str | None:
-    """Why `backend` cannot run on this machine, or None when it can."""
+def unavailable(backend: Backend, shipped_onnx: bool = False) -> str | None:
+    """Why `backend` cannot run on this machine, or None when it can. `shipped_onnx`: the model's validated
+    fp32 file ships beside its weights, so the fp32 ONNX Runtime backend needs no exporter (hence no torch)."""
+    needs_torch = backend.onnx is None or not (backend.onnx == "fp32" and shipped_onnx)
+    if needs_torch and not torch_installed():
+        return 'needs torch: python3 -m pip install "zoo-classifiers[torch]"'
     if backend.device == "cuda" and not cuda_available():
         return "no CUDA GPU"
     if backend.onnx is not None:
@@ -65,7 +75,7 @@ def unavailable(backend: Backend) -> str | None:
         provider = "CUDAExecutionProvider" if backend.device == "cuda" else "CPUExecutionProvider"
         if provider not in onnxruntime.get_available_providers():
             return f"onnxruntime has no {provider}"
-        if importlib.util.find_spec("onnx") is None:
+        if needs_torch and importlib.util.find_spec("onnx") is None:
             return "onnx is not installed (the exporter needs it)"
     if backend.name == "torch-compile" and not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
         return "torch.compile on CPU needs a C++ compiler and none is on PATH"
@@ -182,18 +192,17 @@ class OrtRunner:
     """ONNX Runtime with tuned session options and I/O binding, on the CPU or on a CUDA GPU."""
 
     def __init__(self, onnx_path: Path, device: str, threads: int | None) -> None:
-        import onnx
         import onnxruntime as ort
 
         self.ort = ort
         self.path = str(onnx_path)
         self.device = device
         self.threads = threads
-        graph = onnx.load(self.path, load_external_data=False).graph
-        self.input_name = graph.input[0].name
-        self.output_name = graph.output[0].name
-        batch_dim = graph.input[0].type.tensor_type.shape.dim[0]
-        self.batch_param = batch_dim.dim_param or None  # the name of the dynamic batch axis
+        probe = ort.InferenceSession(self.path, providers=["CPUExecutionProvider"])
+        self.input_name = probe.get_inputs()[0].name
+        self.output_name = probe.get_outputs()[0].name
+        batch_dim = probe.get_inputs()[0].shape[0]
+        self.batch_param = batch_dim if isinstance(batch_dim, str) else None  # the name of the dynamic batch axis
         self.sessions: dict[tuple[int | None, int | None], Any] = {}
         self.lane_sessions: dict[tuple[int, int], Any] = {}
         self.pools: list[Any] = []

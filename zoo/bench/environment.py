@@ -20,10 +20,12 @@ def _version(package: str) -> str | None:
 
 
 def fingerprint() -> dict[str, Any]:
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # the torch-free install: ONNX Runtime alone
+        torch = None
     gpu = None
-    if torch.cuda.is_available():
+    if torch is not None and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         gpu = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda}
     onnxruntime_version = _version("onnxruntime-gpu") or _version("onnxruntime")
@@ -36,8 +38,8 @@ def fingerprint() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "libraries": {
-            "torch": torch.__version__,
-            "torch_parallel": _parallel_backend(torch),
+            "torch": torch.__version__ if torch is not None else None,
+            "torch_parallel": _parallel_backend(torch) if torch is not None else None,
             "onnxruntime": onnxruntime_version,
             "onnx": _version("onnx"),
             "numpy": _version("numpy"),

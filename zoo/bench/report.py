@@ -88,7 +88,7 @@ def summary_lines(result: BenchmarkResult) -> list[str]:
         f"{a['precision']} {a['threads'] or '-'}t {a['gflops']:.0f}" for a in result.attainable if a["gflops"]
     )
     return [
-        f"machine: {env['cpu']['model']}, {env['usable_cores']} cores, {gpu}; torch {env['libraries']['torch']}, "
+        f"machine: {env['cpu']['model']}, {env['usable_cores']} cores, {gpu}; torch {env['libraries']['torch'] or '(none)'}, "
         f"onnxruntime {env['libraries']['onnxruntime']}",
         f"attainable GFLOP/s (matrix product): {peaks or '—'}; wall time {result.wall_s:.0f} s",
     ]

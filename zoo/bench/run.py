@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.bench.backends import BACKENDS, Backend, unavailable
+from zoo.bench.backends import BACKENDS, Backend, torch_installed, unavailable
 from zoo.bench.environment import fingerprint
-from zoo.core.data import load_dataset
+from zoo.core.catalog import model_info, model_row, rows
+from zoo.core.datafiles import load_arrays
 from zoo.core.device import usable_cores
 from zoo.core.errors import ZooError
-from zoo.core.registry import get_spec, list_models
-from zoo.core.spec import ModelSpec
 from zoo.core.weights import default_weights
 
 DEFAULT_BATCH_SIZES = (1, 8, 64, 256)
@@ -50,15 +50,32 @@ class BenchmarkResult:
         }
 
 
-def resolve_models(names: Iterable[str] | None) -> list[ModelSpec]:
-    """Names or shell patterns ('cnn_*') -> specs, in registry order, each once; unknown names fail helpfully."""
+@dataclass(frozen=True)
+class BenchModel:
+    """What a benchmark needs of a model, from the torch-free catalog: a benchmark of shipped models on ONNX
+    Runtime alone runs without torch."""
+
+    name: str
+    dataset: str
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    macs: int  # per view
+    views: int  # forward passes per image: 1, 2 (flip) or 6 (flip and one-pixel shifts)
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> BenchModel:
+        views = (6 if entry.get("tta_shift") else 2) if entry["tta_flip"] else 1
+        return cls(entry["name"], entry["dataset"], tuple(entry["input_shape"]), entry["macs"], views)
+
+
+def resolve_models(names: Iterable[str] | None) -> list[BenchModel]:
+    """Names or shell patterns ('cnn_*') -> models, in registry order, each once; unknown names fail helpfully."""
     chosen: list[str] = []
     for item in names or ["*"]:
-        matched = list_models(item) if any(c in item for c in "*?[") else [get_spec(item).name]
+        matched = [r["name"] for r in rows(item)] if any(c in item for c in "*?[") else [model_row(item)["name"]]
         if not matched:
             raise ZooError(f"no model matches {item!r}; run `zoo list` to see all", argument="models")
         chosen += [n for n in matched if n not in chosen]
-    return [get_spec(n) for n in chosen]
+    return [BenchModel.of(model_info(n)) for n in chosen]
 
 
 def resolve_backends(names: Iterable[str] | None, device: str | None) -> list[Backend]:
@@ -118,9 +135,10 @@ def benchmark(
     }  # fmt: skip
     if accuracy_images:
         for dataset in dict.fromkeys(s.dataset for s in specs):
-            load_dataset(dataset, data_dir)  # a missing data set is one clear error now, not one per row later
-    skipped = {b.name: unavailable(b) for b in chosen}
-    runnable = [b for b in chosen if skipped[b.name] is None]
+            load_arrays(dataset, data_dir)  # a missing data set is one clear error now, not one per row later
+    shipped_onnx = {m.name: _shipped_onnx(m.name) for m in specs}
+    skipped = {(m.name, b.name): unavailable(b, shipped_onnx[m.name]) for m in specs for b in chosen}
+    runnable = [b for b in chosen if any(skipped[(m.name, b.name)] is None for m in specs)]
 
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as work:
         work_dir = Path(work)
@@ -134,16 +152,17 @@ def benchmark(
             for backend in sorted(chosen, key=lambda b: b.name != EAGER):
                 base = {"model": spec.name, "backend": backend.name, "device": backend.device,
                         "precision": backend.precision, "weights": weights_label}  # fmt: skip
-                if skipped[backend.name]:
-                    rows.append(_skipped_row(base, None, skipped[backend.name]))
-                    say(f"{spec.name} · {backend.name}: skipped ({skipped[backend.name]})")
+                reason = skipped[(spec.name, backend.name)]
+                if reason:
+                    rows.append(_skipped_row(base, None, reason))
+                    say(f"{spec.name} · {backend.name}: skipped ({reason})")
                     continue
                 for count in thread_counts if backend.device == "cpu" else [None]:
                     job = {
                         "kind": "model", "model": spec.name, "backend": backend.name, "threads": count,
                         "batch_sizes": batch_sizes, "warmup": warmup, "min_time": min_time, "min_runs": min_runs,
                         "accuracy_images": accuracy_images, "data_dir": str(data_dir) if data_dir else None,
-                        "weights_path": str(weights_path), "work_dir": str(work_dir),
+                        "weights_path": str(weights_path), "weights_label": weights_label, "work_dir": str(work_dir),
                         "reference_predictions": reference,
                     }  # fmt: skip
                     t0 = time.perf_counter()
@@ -191,6 +210,10 @@ def _measure_attainable(
     )
     measured = []
     for device, precision, count in wanted:
+        # fp32 and bf16 peaks are timed with PyTorch, int8 with a MatMulInteger graph built with onnx.
+        if not (torch_installed() if precision != "int8" else importlib.util.find_spec("onnx") is not None):
+            measured.append({"device": device, "precision": precision, "threads": count, "gflops": None})
+            continue
         result = run_worker(
             {"kind": "peak", "device": device, "precision": precision, "threads": count, "seconds": 1.0}, work_dir
         )
@@ -201,7 +224,12 @@ def _measure_attainable(
     return measured
 
 
-def _weights_for(spec: ModelSpec, work_dir: Path) -> tuple[Path, str]:
+def _shipped_onnx(name: str) -> bool:
+    shipped = default_weights(name)
+    return shipped is not None and shipped.onnx_verified() is not None
+
+
+def _weights_for(spec: BenchModel, work_dir: Path) -> tuple[Path, str]:
     """Shipped weights when the model has them; else one seeded random initialisation shared by all backends,
     so their predictions can be compared. Speed does not depend on the values; accuracy is then chance."""
     shipped = default_weights(spec.name)
@@ -228,12 +256,12 @@ def _skipped_row(base: dict[str, Any], batch_size: int | None, reason: str) -> d
 
 
 def _measured_rows(
-    base: dict[str, Any], spec: ModelSpec, threads: int | None, result: dict[str, Any], peak: float | None
+    base: dict[str, Any], spec: BenchModel, threads: int | None, result: dict[str, Any], peak: float | None
 ) -> list[dict[str, Any]]:
     rows = []
     for measured in result["rows"]:
-        # FLOPs = 2 x MACs (conv and linear layers); flip-TTA models run twice per image, in every backend.
-        gflops = measured["throughput"] * 2 * macs_per_image(spec) / 1e9
+        # FLOPs = 2 x MACs (conv and linear layers), per test view: every backend runs the same views.
+        gflops = measured["throughput"] * 2 * spec.macs * spec.views / 1e9
         rows.append({
             **base, "threads": threads, "batch_size": measured["batch_size"],
             "latency_ms": {k: round(v, 4) if isinstance(v, float) else v for k, v in measured["latency_ms"].items()},
@@ -245,10 +273,6 @@ def _measured_rows(
             "tuning": measured.get("tuning"), "skipped": None,
         })  # fmt: skip
     return rows
-
-
-def macs_per_image(spec: ModelSpec) -> int:
-    return spec.macs * (2 if spec.tta_flip else 1)
 
 
 def _add_speedups(rows: list[dict[str, Any]]) -> None:

@@ -13,12 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zoo.core.registry import get_spec
+import numpy as np
+
+from zoo.core.catalog import model_info
+from zoo.core.weights import default_weights
 
 
 def _set_threads(threads: int | None) -> None:
-    import torch
-
+    """PyTorch's thread pools, where it is installed (ONNX Runtime's come from the session options)."""
+    try:
+        import torch
+    except ImportError:
+        return
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -35,8 +41,14 @@ def run_peak(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _onnx_file(job: dict[str, Any], variant: str) -> Path:
-    """The model's validated ONNX file from zoo.export, exported once per benchmark run (fp32 and int8
-    share one folder in the run's temporary directory)."""
+    """The model's validated ONNX file: the one shipped beside the weights for the shipped weights in fp32
+    (no torch needed), else exported once per benchmark run by zoo.export (fp32 and int8 share one folder
+    in the run's temporary directory)."""
+    shipped = default_weights(job["model"])
+    if variant == "fp32" and shipped is not None and shipped.sha256 == job["weights_label"]:
+        at_hand = shipped.onnx_verified()
+        if at_hand is not None:
+            return at_hand
     from zoo.export import export_onnx
 
     target = Path(job["work_dir"]) / "onnx" / job["model"] / f"{job['model']}.{variant}.onnx"
@@ -52,55 +64,63 @@ def _onnx_file(job: dict[str, Any], variant: str) -> Path:
     return target
 
 
-def _test_slice(job: dict[str, Any], spec: Any) -> tuple[Any, Any]:
-    from zoo.core.data import load_dataset
-    from zoo.core.preprocess import normalize
+def _test_slice(job: dict[str, Any], info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """`accuracy_images` test images evenly spaced over the test set, normalised as `zoo eval` does, so a
+    backend's accuracy here is the accuracy users would get."""
+    from zoo.core.datafiles import load_arrays
 
-    sample = load_dataset(spec.dataset, job.get("data_dir")).test.spread(job["accuracy_images"])
-    # The same preprocessing as `zoo eval`, so a backend's accuracy here is the accuracy users would get.
-    return normalize(sample.images, spec.preprocessing), sample.labels
+    arrays, _ = load_arrays(info["dataset"], job.get("data_dir"))
+    images, labels = arrays["test_x"], arrays["test_y"].astype(np.int64)
+    count = min(job["accuracy_images"], len(labels))
+    sample = np.linspace(0, len(labels) - 1, count).round().astype(int)
+    pre = info["preprocessing"]
+    mean = np.asarray(pre["mean"], np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(pre["std"], np.float32).reshape(1, -1, 1, 1)
+    return ((images[sample].astype(np.float32) / np.float32(255.0) - mean) / std).astype(np.float32), labels[sample]
 
 
-def _predict_all(runner: Any, images: Any, chunk: int) -> Any:
+def _predict_all(runner: Any, images: np.ndarray, chunk: int) -> np.ndarray:
     """Logits for every image in chunks of exactly `chunk` (the last one zero-padded): compiled graphs,
     fixed-shape sessions and CUDA graphs then see only shapes they were built for."""
-    import numpy as np
-    import torch
-
     outputs = []
     for start in range(0, len(images), chunk):
         batch = images[start : start + chunk]
         real = len(batch)
         if real < chunk:
-            batch = torch.cat([batch, batch.new_zeros(chunk - real, *batch.shape[1:])])
-        outputs.append(np.asarray(runner.predict(batch.numpy()))[:real])
+            batch = np.concatenate([batch, np.zeros((chunk - real, *batch.shape[1:]), batch.dtype)])
+        outputs.append(np.asarray(runner.predict(batch))[:real])
     return np.concatenate(outputs)
 
 
-def run_model(job: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
-    import torch
+def _runner(job: dict[str, Any], backend: Any) -> Any:
+    from zoo.bench.backends import make_runner
 
-    from zoo.bench.backends import BACKENDS, make_runner
-    from zoo.bench.measure import latency_stats_ms, time_calls
+    if backend.onnx is not None:
+        return make_runner(backend, None, job["threads"], _onnx_file(job, backend.onnx))
     from zoo.core.loading import load_model
+
+    # What users run and what the ONNX graph computes: a Classifier in eval mode (its test views included).
+    model = load_model(job["model"], weights=job["weights_path"]).model
+    return make_runner(backend, model, job["threads"], None)
+
+
+def run_model(job: dict[str, Any]) -> dict[str, Any]:
+    from zoo.bench.backends import BACKENDS
+    from zoo.bench.measure import latency_stats_ms, time_calls
 
     _set_threads(job["threads"])
     backend = BACKENDS[job["backend"]]
-    spec = get_spec(job["model"])
+    info = model_info(job["model"])
     # The test slice first: a missing data set should fail in a second, not after minutes of timing.
-    images, labels = _test_slice(job, spec) if job["accuracy_images"] > 0 else (None, None)
+    images, labels = _test_slice(job, info) if job["accuracy_images"] > 0 else (None, None)
     started = time.perf_counter()
-    # What users run and what the ONNX graph computes: a Classifier in eval mode (flip TTA included).
-    model = load_model(spec.name, weights=job["weights_path"]).model
-    onnx_path = _onnx_file(job, backend.onnx) if backend.onnx else None
-    runner = make_runner(backend, model, job["threads"], onnx_path)
+    runner = _runner(job, backend)
     setup_s = time.perf_counter() - started
 
     rows = []
-    generator = torch.Generator().manual_seed(0)
+    generator = np.random.default_rng(0)
     for batch_size in job["batch_sizes"]:
-        inputs = torch.randn(batch_size, *spec.input_shape, generator=generator)
+        inputs = generator.standard_normal((batch_size, *info["input_shape"]), dtype=np.float32)
         first = time.perf_counter()
         call = runner.bind(inputs)
         call()
@@ -121,9 +141,8 @@ def run_model(job: dict[str, Any]) -> dict[str, Any]:
         "predictions": None,
     }
     if images is not None:
-        logits = _predict_all(runner, images, max(job["batch_sizes"]))
-        predicted = logits.argmax(1)
-        result["accuracy"] = float((predicted == labels.numpy()).mean())
+        predicted = _predict_all(runner, images, max(job["batch_sizes"])).argmax(1)
+        result["accuracy"] = float((predicted == labels).mean())
         result["accuracy_images"] = len(labels)
         result["predictions"] = predicted.tolist()
         reference = job.get("reference_predictions")

@@ -16,6 +16,7 @@ from zoo.cli import benchmark, evaluate, export, models, plot, predict, serve, s
 from zoo.cli.app import app, err, out
 from zoo.cli.errors import cli_message, click_error, invoked_command
 from zoo.core.errors import ZooError
+from zoo.core.extras import missing_extra
 
 __all__ = ["app", "main"]
 
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"error: {cli_message(error, invoked_command(command, args))}", soft_wrap=True, markup=False)
         return error.exit_code
+    except ModuleNotFoundError as error:
+        needed = missing_extra(error, f"zoo {' '.join(t for t in args[:2] if not t.startswith('-'))}".strip())
+        if debug or needed is None:
+            raise
+        err.print(f"error: {needed}", soft_wrap=True, markup=False)
+        return needed.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug or not click_error(error, "ClickException"):
             raise
         where = error.ctx.command_path if getattr(error, "ctx", None) else "zoo"
-        err.print(f"error: {error.format_message()} (try `{where} --help`)", soft_wrap=True)
+        err.print(f"error: {error.format_message()} (try `{where} --help`)", soft_wrap=True, markup=False)
         return error.exit_code
     except BaseException as error:  # click's Exit and Abort are BaseException subclasses in some versions
         if click_error(error, "Exit"):

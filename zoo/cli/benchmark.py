@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 import zoo
 from zoo.cli.app import DataDir, JsonFlag, emit_json, err, int_list, out
@@ -38,7 +39,7 @@ def benchmark_command(
         names or None, backends=[b.strip() for b in backends.split(",") if b.strip()] if backends else None,
         batch_sizes=int_list(batch_sizes, "batch sizes", "batch_sizes"), threads=int_list(threads, "thread counts", "threads"),
         device=device, warmup=warmup, min_time=min_time, min_runs=min_runs, accuracy_images=accuracy_images,
-        data_dir=data_dir, progress=None if as_json else lambda message: err.print(f"[dim]{message}[/]"),
+        data_dir=data_dir, progress=None if as_json else lambda message: err.print(f"[dim]{escape(message)}[/]"),
     )  # fmt: skip
     if json_path:
         report.write_json(result, json_path)
@@ -47,7 +48,7 @@ def benchmark_command(
     if plot_path:
         reason = report.write_plot(result, plot_path)
         if reason:
-            err.print(f"plot skipped: {reason}")
+            err.print(f"plot skipped: {reason}", markup=False)
     if as_json:
         return emit_json(result.to_dict())
     # A terminal gets what fits its width; piped output (a file, a log) the compact table at 80 columns,

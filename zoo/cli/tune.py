@@ -62,7 +62,7 @@ def tune_command(
     if len(result.trials) > 20:
         out.print(f"({len(result.trials) - 20} more in --json)")
     if result.failed:
-        err.print(f"{len(result.failed)} trial(s) failed; the first: {result.failed[0]}")
+        err.print(f"{len(result.failed)} trial(s) failed; the first: {result.failed[0]}", markup=False)
     if not all(t.completed for t in result.trials):
         out.print("*: stopped early by ASHA; trials that trained the whole schedule rank first")
     if result.plot:
