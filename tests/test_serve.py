@@ -24,6 +24,7 @@ from PIL import Image
 import zoo
 from zoo.cli import main
 from zoo.core.images import to_model_array
+from zoo.prediction import default_model
 
 fastapi = pytest.importorskip("fastapi", reason="zoo serve's extra is not installed: pip install -e '.[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -218,7 +219,12 @@ def test_web_page_classifies_an_uploaded_example(server, tmp_path):
         browser.get(server + "/")
         wait = WebDriverWait(browser, 30)
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#model option")) > 0)
-        Select(browser.find_element(By.ID, "model")).select_by_value(NAME)
+        # It opens on `zoo predict`'s default model, the models grouped by data set.
+        select = Select(browser.find_element(By.ID, "model"))
+        assert select.first_selected_option.get_attribute("value") == default_model()
+        groups = [g.get_attribute("label") for g in browser.find_elements(By.CSS_SELECTOR, "#model optgroup")]
+        assert groups[0].startswith("Fashion-MNIST") and any(g.startswith("CIFAR-10") for g in groups)
+        select.select_by_value(NAME)
         browser.find_element(By.ID, "file").send_keys(str(EXAMPLES[3]))  # 3-dress.png
         wait.until(expected_conditions.text_to_be_present_in_element((By.ID, "top-class"), "Dress"))
         bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
@@ -236,3 +242,27 @@ def test_web_page_classifies_an_uploaded_example(server, tmp_path):
         assert not browser.find_element(By.ID, "result").is_displayed()
     finally:
         browser.quit()
+
+
+def test_models_are_listed_in_registry_order_with_the_cli_default(client):
+    listed = client.get("/v1/models").json()
+    names = [m["name"] for m in listed]
+    assert names == [n for n in zoo.list_models() if n in names] == client.get("/healthz").json()["models"]
+    assert [m["name"] for m in listed if m["default"]] == [default_model()]
+
+
+def test_every_error_has_one_shape(client):
+    for answer in (
+        client.post(f"/v1/models/{NAME}/predict?topk=abc", content=EXAMPLES[0].read_bytes()),
+        client.get("/no/such/route"),
+        client.post("/v1/models/nope/predict", content=EXAMPLES[0].read_bytes()),
+    ):
+        assert answer.status_code in (404, 422) and set(answer.json()) == {"error"}, answer.text
+    assert "topk" in client.post(f"/v1/models/{NAME}/predict?topk=abc", content=b"x").json()["error"]
+
+
+def test_each_request_is_logged_in_one_line(client, caplog):
+    with caplog.at_level("INFO", logger="zoo.serve"):
+        client.get("/healthz")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "zoo.serve"]
+    assert " GET /healthz 200 " in line and line.endswith(" ms")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import functools
 import io
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,20 +27,24 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from zoo import __version__
+from zoo.core.catalog import rows as catalog_rows
 from zoo.core.errors import ZooError
 from zoo.core.images import ImageError, decode_image, to_model_array
 from zoo.core.weights import shipped_models
 from zoo.export.runtime import OnnxClassifier
-from zoo.prediction import onnx_at_hand, top_classes
+from zoo.prediction import default_model, onnx_at_hand, top_classes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any photo a phone takes; larger bodies get 413
 MAX_BATCH = 64  # requests gathered into one ONNX Runtime call at most
+log = logging.getLogger(__name__)
 MODELS_ENV = "ZOO_SERVE_MODELS"  # comma-separated models, for `uvicorn zoo.serve:create_app --factory` run by hand
 
 
@@ -126,11 +132,11 @@ def model_files(names: list[str] | None = None) -> dict[str, Path]:
 
 
 def load_models(names: list[str] | None = None) -> dict[str, ServedModel]:
-    """The ONNX Runtime sessions of `model_files(names)`, loaded once per server process."""
-    served = [ServedModel(OnnxClassifier(path)) for path in model_files(names).values()]
-    # Listed as people compare them: data set, then size.
-    order = sorted(served, key=lambda m: (m.classifier.metadata["dataset"], m.classifier.metadata["params"]))
-    return {model.classifier.name: model for model in order}
+    """The ONNX Runtime sessions of `model_files(names)`, loaded once per server process, in the registry's
+    order (`zoo list`: data set, family, size)."""
+    files = model_files(names)
+    order = [row["name"] for row in catalog_rows() if row["name"] in files]
+    return {name: ServedModel(OnnxClassifier(files[name])) for name in order}
 
 
 def create_app(models: list[str] | None = None) -> FastAPI:
@@ -143,9 +149,12 @@ def create_app(models: list[str] | None = None) -> FastAPI:
         version=__version__,
     )
     app.state.models = served  # name -> ServedModel, read-only
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    app.add_middleware(RequestLog)
+    # Every error answers {"error": "..."}: FastAPI's own (a query parameter of the wrong type, an unknown
+    # route) as much as the server's.
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    default = _default_model(served)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -153,23 +162,36 @@ def create_app(models: list[str] | None = None) -> FastAPI:
 
     @app.get("/v1/models")
     def list_served() -> list[dict]:
-        return [model.describe() for model in served.values()]
+        return [model.describe() | {"default": name == default} for name, model in served.items()]
 
-    @app.post(
-        "/v1/models/{name}/predict",
-        openapi_extra={
-            "requestBody": {
-                "description": f"The image: the raw body (image/png, image/jpeg, ...) or a multipart form with a "
-                f"`file` field; at most {MAX_UPLOAD_BYTES // 2**20} MiB.",
-                "content": {
-                    "image/*": {"schema": {"type": "string", "format": "binary"}},
-                    "multipart/form-data": {
-                        "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
-                    },
-                },
-            }
+    app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)(_predict_route(served))
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return resources.files("zoo").joinpath("static/index.html").read_text()
+
+    return app
+
+
+PREDICT_BODY = {
+    "requestBody": {
+        "description": f"The image: the raw body (image/png, image/jpeg, ...) or a multipart form with a "
+        f"`file` field; at most {MAX_UPLOAD_BYTES // 2**20} MiB.",
+        "content": {
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
         },
-    )
+    }
+}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _predict_route(served: dict[str, ServedModel]):
     async def predict(name: str, request: Request, topk: int = 5, include_input: bool = False):
         """Classify one image. The answer is `zoo predict --json`'s object: `file`, `model`, `backend` and
         `top` (classes with probabilities, best first); `include_input=true` adds `input_png` (the image as
@@ -177,22 +199,22 @@ def create_app(models: list[str] | None = None) -> FastAPI:
         started = time.perf_counter()
         model = served.get(name)
         if model is None:
-            return error(404, f"unknown model {name!r}; served: {', '.join(served)}")
+            return _error(404, f"unknown model {name!r}; served: {', '.join(served)}")
         if topk < 1:
-            return error(422, f"topk must be at least 1, got {topk}")
+            return _error(422, f"topk must be at least 1, got {topk}")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES + 64 * 1024:
-            return error(413, f"upload of {int(declared):,} bytes exceeds the {MAX_UPLOAD_BYTES:,}-byte limit")
+            return _error(413, f"upload of {int(declared):,} bytes exceeds the {MAX_UPLOAD_BYTES:,}-byte limit")
         try:
             label, data = await _read_upload(request)
         except UploadTooLarge:
-            return error(413, f"upload exceeds the {MAX_UPLOAD_BYTES:,}-byte limit")
+            return _error(413, f"upload exceeds the {MAX_UPLOAD_BYTES:,}-byte limit")
         except ValueError as bad:
-            return error(400, str(bad))
+            return _error(400, str(bad))
         try:
             array = await run_in_threadpool(_prepare, data, label, model.classifier)
         except ImageError as bad:
-            return error(400, f"{label}: {bad.reason}")
+            return _error(400, f"{label}: {bad.reason}")
         logits = await model.batcher.logits(array)
         (top,) = top_classes(logits[None], model.classifier.classes, topk)
         answer = {"file": label, "model": name, "backend": "onnxruntime", "top": top}
@@ -201,11 +223,52 @@ def create_app(models: list[str] | None = None) -> FastAPI:
             answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
         return answer
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> str:
-        return resources.files("zoo").joinpath("static/index.html").read_text()
+    return predict
 
-    return app
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    first = error.errors()[0] if error.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body"))
+    return _error(422, f"{where or 'request'}: {first.get('msg', 'invalid request')}")
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    return _error(error.status_code, str(error.detail))
+
+
+def _default_model(served: dict[str, ServedModel]) -> str | None:
+    """The model the page opens on: `zoo predict`'s default where it is served, else the first served."""
+    try:
+        wanted = default_model()
+    except ZooError:
+        wanted = None
+    return wanted if wanted in served else next(iter(served), None)
+
+
+class RequestLog:
+    """One log line per request on the `zoo.serve` logger: client, method, path, status, milliseconds. A plain
+    ASGI wrapper (no per-request task or body copy), so it costs next to nothing on the hot path."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def send_status(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            log.info("%s %s %s %d %.1f ms", client[0], scope["method"], scope["path"], status,
+                     (time.perf_counter() - started) * 1000)  # fmt: skip
 
 
 class UploadTooLarge(Exception):
@@ -262,9 +325,13 @@ def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 
     from uvicorn.supervisors import Multiprocess
 
     model_files(models)  # fail here, with one line, rather than in every worker; the workers load the sessions
+    logging_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    logging_config["loggers"][__name__] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     config = uvicorn.Config(
         functools.partial(create_app, models), factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False,
+        log_level="warning", access_log=False, log_config=logging_config,
+        # A stop (Ctrl-C, SIGTERM) waits at most this long for requests in flight: they take milliseconds.
+        timeout_graceful_shutdown=1,
     )  # fmt: skip
     if workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
