@@ -72,6 +72,8 @@ def test_shipped_onnx_file_is_the_shipped_weights_exported(name):
     assert sha256_file(path) == shipped.onnx_sha256 and shipped.dataset == spec.dataset
     classifier = OnnxClassifier(path)
     assert classifier.metadata["weights_sha256"] == spec.weights_sha256
+    # The file says how to run it exactly as the PyTorch model does: preprocessing, photo recipe, test views.
+    assert classifier.pretrained_cfg == zoo.create_model(name, pretrained=True).pretrained_cfg
     assert (
         classifier.metadata["test_accuracy"] == spec.metrics["test_accuracy"]
         and classifier.metadata["params"] == spec.params

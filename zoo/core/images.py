@@ -40,14 +40,20 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "I", "I;16", "I;16B", "I;16L", "I;16N")
 MAX_PIXELS = 40_000_000  # far above any real photo; a larger header is treated as a decompression bomb
 DARK_BORDER = 10  # border median (0-255) at or below which a grey image counts as already light-on-dark
+DECODE_SIDE = 256  # images decode (JPEG: at a reduced DCT scale) and shrink (box) to about this shorter side
+DECODE_STEP = (
+    "decode at the largest of 1, 1/2, 1/4, 1/8 scale (JPEG) or box-reduce by a whole factor (other formats) "
+    f"that keeps the shorter side at least {DECODE_SIDE} pixels; "
+)
 LIGHT_ON_DARK_RECIPE = (
-    "zoo.light_on_dark/1: grey (alpha laid on white); unchanged if already HxW with border median <= 10; "
+    "zoo.light_on_dark/2: " + DECODE_STEP + "grey (alpha laid on white); unchanged if already HxW with border "
+    "median <= 10; "
     "else invert if the border (outer 10% frame, median) is brighter than the centre (middle half, mean); "
     "map the border median to 0 and the brightest pixel to 255; trim to pixels above 25.5; "
     "pad to a centred square with 0; resize (Lanczos) to HxW"
 )
 FIT_RECIPE = (
-    "zoo.fit/1: RGB (alpha laid on white), or grey; unchanged if already HxW; "
+    "zoo.fit/2: " + DECODE_STEP + "RGB (alpha laid on white), or grey; unchanged if already HxW; "
     "else resize the shorter side (Lanczos) and centre-crop to HxW"
 )
 
@@ -128,10 +134,30 @@ def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.I
         raise ImageError(label, f"unsupported image mode {image.mode} (convert it to RGB or grey first)")
     try:
         image.seek(0)  # animated GIF / WebP: the first frame
+        if image.format == "JPEG":
+            # The decoder's own downscaling: a 48-megapixel phone photo decodes as 0.75 megapixels.
+            image.draft(image.mode, (DECODE_SIDE, DECODE_SIDE))
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(label, f"cannot decode, the file is truncated or corrupt ({error})") from error
-    return image
+    return _shrunk(image)
+
+
+def _shrunk(image: Image.Image) -> Image.Image:
+    """A large image box-reduced by a whole factor towards DECODE_SIDE on its shorter side, in its own 8-bit
+    (or 16-bit) mode, before any float arithmetic: the models see 28-32 pixels, and a 40-megapixel PNG held
+    as float32 would take 480 MB."""
+    factor = min(image.size) // DECODE_SIDE
+    if factor < 2:
+        return image
+    # Averaging needs values, not palette indices; 16-bit grey reduces as 32-bit (its values unchanged).
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    return image.reduce(factor)
 
 
 def photo_recipe(preprocessing: Preprocessing) -> str:
