@@ -1,53 +1,152 @@
-"""A bounded load test of `zoo serve` on this machine: requests/s, latency, errors and memory.
+"""Load tests of `zoo serve` on this machine, beside a bare Starlette + ONNX Runtime app (benchmarks/bare_app.py).
 
-    python3 benchmarks/load_test.py [--model cnn_20k] [--workers 2] [--clients 32] [--seconds 30] [--json FILE]
+    python3 benchmarks/load_test.py [--model cnn_20k] [--workers 2] [--clients 32] [--seconds 20] [--json FILE]
 
-It starts `zoo serve` on 127.0.0.1 (a free port), sends a mix of uploads from `--clients` concurrent
-keep-alive connections for `--seconds`, then stops the server. The mix: 80% good images (the examples,
-in turn), 20% bad ones (truncated, not an image, a decompression bomb, an unknown model), which must all
-get a 4xx JSON error while the good ones keep succeeding. Traffic goes to the loopback address only and
-stops by itself. The client is a minimal HTTP/1.1 writer on asyncio streams, so that the load generator
-takes as little of the machine's CPU from the server as possible.
+1. Throughput (needs `hey`, Debian's package): requests/s and p99 of `zoo serve` and of the bare app, side by
+   side, under the same load, for a 28x28 data-set PNG and a 224x224 product-photo JPEG.
+2. Hostile mix: `--clients` keep-alive connections send good images, malformed files and worst-case legal
+   uploads (a 6300x6300 PNG, just under the 40-megapixel limit) for `--seconds`. Reported: the servers' peak
+   and idle memory (RSS of all processes), good requests' p99, that every bad upload got a 4xx JSON error,
+   and that the server still answers afterwards.
+
+Everything runs on 127.0.0.1 and stops by itself. The mix's client is a minimal HTTP/1.1 writer on asyncio
+streams, so that the load generator takes as little CPU from the server as it can.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
-import platform
+import re
+import shutil
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.png"))
+import numpy as np
+from PIL import Image, ImageOps
+
+REPO = Path(__file__).resolve().parents[1]
+DRESS = REPO / "examples" / "3-dress.png"
 
 
-def bomb() -> bytes:
+def images() -> dict[str, bytes]:
+    """The uploads: a data-set PNG, a product-style JPEG (dark dress on white, 224x224, about 9 KB), the
+    worst-case legal PNG (6300x6300, a repeating pattern that compresses to about 100 KB) and bad ones."""
+    png = DRESS.read_bytes()
+    photo = ImageOps.invert(Image.open(DRESS).convert("L")).resize((224, 224), Image.Resampling.LANCZOS)
+    jpeg = io.BytesIO()
+    photo.convert("RGB").save(jpeg, "JPEG", quality=85)
+    pattern = np.tile((np.arange(6300, dtype=np.uint16) * 7 % 256).astype(np.uint8), (6300, 1))
+    worst = io.BytesIO()
+    Image.fromarray(pattern, "L").convert("RGB").save(worst, "PNG", optimize=False, compress_level=9)
     header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    return {"png": png, "jpeg": jpeg.getvalue(), "worst": worst.getvalue(), "bomb": bomb,
+            "truncated": png[:150], "not an image": b"this is not an image"}  # fmt: skip
 
 
-def request_mix(model: str) -> list[tuple[str, str, bytes, int]]:
-    """(kind, path, body, expected status) in the order the clients cycle through: 8 good for 2 bad."""
-    good = [("good", f"/v1/models/{model}/predict", p.read_bytes(), 200) for p in EXAMPLES]
-    truncated = EXAMPLES[5].read_bytes()[:150]
-    bad = [
-        ("truncated", f"/v1/models/{model}/predict", truncated, 400),
-        ("not an image", f"/v1/models/{model}/predict", b"this is not an image", 400),
-        ("bomb", f"/v1/models/{model}/predict", bomb(), 400),
-        ("unknown model", "/v1/models/no_such_model/predict", EXAMPLES[0].read_bytes(), 404),
-    ]
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(command: list[str], port: int, env: dict | None = None) -> subprocess.Popen:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                               env={**os.environ, **(env or {})})  # fmt: skip
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(1.0)  # every worker has loaded its session
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{command[0]} did not come up")
+
+
+def stop(process: subprocess.Popen) -> float:
+    """SIGTERM the server's process group; seconds until it had exited."""
+    started = time.perf_counter()
+    os.killpg(process.pid, 15)
+    process.wait(timeout=30)
+    return time.perf_counter() - started
+
+
+def zoo_server(model: str, port: int, workers: int) -> subprocess.Popen:
+    return start([sys.executable, "-m", "zoo.cli", "serve", "--models", model, "--port", str(port),
+                  "--workers", str(workers)], port)  # fmt: skip
+
+
+def bare_server(model: str, port: int, workers: int) -> subprocess.Popen:
+    from zoo.core.weights import shipped_weights
+
+    onnx = shipped_weights(model).onnx_verified()
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "benchmarks"), "bare_app:app", "--port",
+               str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    return start(command, port, {"BARE_ONNX": str(onnx)})
+
+
+def hey(url: str, body: bytes, content_type: str, clients: int, seconds: float) -> dict[str, float]:
+    with open(Path(os.environ.get("TMPDIR", "/tmp")) / f"zoo-load-{os.getpid()}.body", "wb") as handle:
+        handle.write(body)
+    done = subprocess.run(
+        ["hey", "-z", f"{seconds}s", "-c", str(clients), "-m", "POST", "-T", content_type, "-D", handle.name, url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    os.unlink(handle.name)
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
+    p99 = float(re.search(r"99%+ in ([\d.]+) secs", done.stdout).group(1)) * 1000
+    statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", done.stdout))
+    return {"requests_per_second": round(rate, 1), "p99_ms": round(p99, 1), "statuses": statuses}
+
+
+def throughput(model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes]) -> dict:
+    results = {}
+    for kind, content_type in (("png", "image/png"), ("jpeg", "image/jpeg")):
+        for name, server, path in (("zoo serve", zoo_server, f"/v1/models/{model}/predict"),
+                                   ("bare app", bare_server, "/predict")):  # fmt: skip
+            port = free_port()
+            process = server(model, port, workers)
+            try:
+                hey(f"http://127.0.0.1:{port}{path}", uploads[kind], content_type, clients, 2)  # warm-up
+                results[f"{name}, {kind}"] = hey(f"http://127.0.0.1:{port}{path}", uploads[kind], content_type,
+                                                 clients, seconds)  # fmt: skip
+            finally:
+                stop(process)
+        zoo, bare = results[f"zoo serve, {kind}"], results[f"bare app, {kind}"]
+        results[f"ratio, {kind}"] = round(zoo["requests_per_second"] / bare["requests_per_second"], 2)
+    return results
+
+
+# --- the hostile mix ---------------------------------------------------------------------------------------
+
+
+def request_mix(model: str, uploads: dict[str, bytes]) -> list[tuple[str, str, bytes, int]]:
+    """(kind, path, body, expected status), cycled through by every client: 6 good, 1 malformed, 1 worst case."""
+    predict = f"/v1/models/{model}/predict"
+    good = [("good", predict, uploads["png"], 200), ("good", predict, uploads["jpeg"], 200)]
+    bad = [("bad", predict, uploads[k], 400) for k in ("bomb", "truncated", "not an image")]
+    bad.append(("bad", "/v1/models/no_such_model/predict", uploads["png"], 404))
     mix = []
-    for index in range(40):
-        mix.append(bad[(index // 8) % len(bad)] if index % 5 == 4 else good[index % len(good)])
+    for index in range(32):
+        if index % 8 == 7:
+            mix.append(("worst", predict, uploads["worst"], 200))
+        elif index % 8 == 3:
+            mix.append(bad[(index // 8) % len(bad)])
+        else:
+            mix.append(good[index % 2])
     return mix
 
 
@@ -58,10 +157,7 @@ async def client(host: str, port: int, mix, offset: int, deadline: float, result
         while time.perf_counter() < deadline:
             kind, path, body, expected = mix[index % len(mix)]
             index += 1
-            head = (
-                f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
+            head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             started = time.perf_counter()
             writer.write(head + body)
             await writer.drain()
@@ -71,16 +167,16 @@ async def client(host: str, port: int, mix, offset: int, deadline: float, result
                 name, _, value = line.decode().partition(":")
                 if name.lower() == "content-length":
                     length = int(value)
-            await reader.readexactly(length)
-            latency = time.perf_counter() - started
+            answer = await reader.readexactly(length)
             status = int(status_line.split()[1]) if status_line else 0
-            results.append((kind, status, expected, latency))
+            one_error = status < 400 or set(json.loads(answer)) == {"error"}
+            results.append((kind, status, expected, time.perf_counter() - started, one_error))
     finally:
         writer.close()
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants (uvicorn workers), in KiB."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and all its descendants (uvicorn's workers)."""
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
@@ -91,15 +187,7 @@ def rss_kib(pid: int) -> int:
         except (OSError, StopIteration):
             continue
         stack += [int(c) for c in children]
-    return total
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
+    return total / 1024
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,78 +195,78 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="cnn_20k")
-    parser.add_argument("--workers", type=int, default=2, help="server processes")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "serve", "--models", args.model, "--port", str(port),
-         "--workers", str(args.workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+def hostile_mix(model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes]) -> dict:
+    port = free_port()
+    process = zoo_server(model, port, workers)
     try:
-        mix = request_mix(args.model)
-        asyncio.run(_wait_until_up("127.0.0.1", port))
-        # Warm-up: every worker loads and runs its session once before memory and time are measured.
-        asyncio.run(_load("127.0.0.1", port, mix, args.clients, 2.0))
-        memory_before = rss_kib(server.pid)
+        mix = request_mix(model, uploads)
+        idle = rss_mib(process.pid)
+        peak, sampling = [idle], threading.Event()
+
+        def sample() -> None:
+            while not sampling.wait(0.05):
+                peak.append(rss_mib(process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         started = time.perf_counter()
-        results = asyncio.run(_load("127.0.0.1", port, mix, args.clients, args.seconds))
+        results = asyncio.run(_load("127.0.0.1", port, mix, clients, seconds))
         wall = time.perf_counter() - started
-        memory_after = rss_kib(server.pid)
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
-
+        sampling.set()
+        time.sleep(3.0)  # idle again: what the server keeps
+        after = rss_mib(process.pid)
+        still_serving = asyncio.run(_load("127.0.0.1", port, [mix[0]], 1, 0.5))
+        stop_seconds = stop(process)
+    except BaseException:
+        stop(process)
+        raise
     good = [r for r in results if r[0] == "good"]
-    report = {
-        "model": args.model, "workers": args.workers, "clients": args.clients, "seconds": round(wall, 1),
-        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
-        "requests": len(results), "requests_per_second": round(len(results) / wall, 1),
-        "good_requests_per_second": round(len(good) / wall, 1),
-        "latency_ms_good": {"p50": round(percentile([r[3] for r in good], 0.5) * 1000, 2),
-                            "p99": round(percentile([r[3] for r in good], 0.99) * 1000, 2),
-                            "mean": round(statistics.fmean(r[3] for r in good) * 1000, 2) if good else None},
-        "latency_ms_all": {"p50": round(percentile([r[3] for r in results], 0.5) * 1000, 2),
-                           "p99": round(percentile([r[3] for r in results], 0.99) * 1000, 2)},
-        "failed_good_requests": sum(1 for r in good if r[1] != 200),
-        "bad_requests": sum(1 for r in results if r[0] != "good"),
-        "bad_requests_not_refused_as_expected": sum(1 for r in results if r[0] != "good" and r[1] != r[2]),
-        "memory_mib_before": round(memory_before / 1024, 1), "memory_mib_after": round(memory_after / 1024, 1),
+    return {
+        "requests": len(results), "seconds": round(wall, 1),
+        "good": len(good), "worst_case": sum(1 for r in results if r[0] == "worst"),
+        "bad": sum(1 for r in results if r[0] == "bad"),
+        "good_p50_ms": round(percentile([r[3] for r in good], 0.5) * 1000, 1),
+        "good_p99_ms": round(percentile([r[3] for r in good], 0.99) * 1000, 1),
+        "good_mean_ms": round(statistics.fmean(r[3] for r in good) * 1000, 1) if good else None,
+        "worst_case_p50_ms": round(percentile([r[3] for r in results if r[0] == "worst"], 0.5) * 1000, 1),
+        "failed_good": sum(1 for r in results if r[0] != "bad" and r[1] != 200),
+        "bad_not_refused_as_expected": sum(1 for r in results if r[0] == "bad" and r[1] != r[2]),
+        "errors_not_in_one_shape": sum(1 for r in results if not r[4]),
+        "rss_mib_idle": round(idle, 1), "rss_mib_peak": round(max(peak), 1), "rss_mib_after": round(after, 1),
+        "still_serving": bool(still_serving) and all(r[1] == 200 for r in still_serving),
+        "stop_seconds": round(stop_seconds, 2),
     }  # fmt: skip
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-
-
-async def _wait_until_up(host: str, port: int, timeout: float = 60.0) -> None:
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-            await writer.drain()
-            if b"200" in await reader.readline():
-                writer.close()
-                return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise SystemExit("zoo serve did not come up")
 
 
 async def _load(host: str, port: int, mix, clients: int, seconds: float) -> list:
     results: list = []
     deadline = time.perf_counter() + seconds
-    await asyncio.gather(*(client(host, port, mix, i * 7, deadline, results) for i in range(clients)))
+    await asyncio.gather(*(client(host, port, mix, i * 5, deadline, results) for i in range(clients)))
     return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn_20k")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    from zoo.core.device import cpu_info, usable_cores
+
+    uploads = images()
+    report = {
+        "model": args.model, "workers": args.workers, "clients": args.clients,
+        "machine": f"{cpu_info()['model']}, {usable_cores()} cores",
+        "uploads_bytes": {k: len(v) for k, v in uploads.items()},
+        "throughput": throughput(args.model, args.workers, args.clients, args.seconds, uploads)
+        if shutil.which("hey") else "skipped: hey is not installed (apt-get install hey)",
+        "hostile_mix": hostile_mix(args.model, args.workers, args.clients, args.seconds, uploads),
+    }  # fmt: skip
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

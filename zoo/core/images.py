@@ -114,6 +114,17 @@ def decode_image(data: bytes, label: str = "upload") -> Image.Image:
     return _decode(io.BytesIO(data), label)
 
 
+def header_pixels(data: bytes) -> int | None:
+    """The pixel count an image file's header declares, read without decoding it; None for no image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size[0] * image.size[1]
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.Image:
     try:
         with warnings.catch_warnings():
