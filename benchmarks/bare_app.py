@@ -17,16 +17,24 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 session = ort.InferenceSession(os.environ["BARE_ONNX"], providers=["CPUExecutionProvider"])
-meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items() if k in ("mean", "std", "channels", "input_size")}
+meta = {
+    k: json.loads(v)
+    for k, v in session.get_modelmeta().custom_metadata_map.items()
+    if k in ("mean", "std", "channels", "input_size")
+}
 mean, std = np.float32(meta["mean"]).reshape(-1, 1, 1), np.float32(meta["std"]).reshape(-1, 1, 1)
 
 
 async def predict(request):
     image = Image.open(io.BytesIO(await request.body())).convert("L" if meta["channels"] == 1 else "RGB")
-    pixels = np.asarray(image.resize(tuple(meta["input_size"][::-1])), np.float32).reshape(meta["channels"], *meta["input_size"])
+    pixels = np.asarray(image.resize(tuple(meta["input_size"][::-1])), np.float32).reshape(
+        meta["channels"], *meta["input_size"]
+    )
     logits = session.run(None, {"input": ((pixels / 255 - mean) / std)[None].astype(np.float32)})[0][0]
     probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    return JSONResponse({"top": [{"index": int(i), "probability": float(probabilities[i])} for i in np.argsort(-probabilities)[:5]]})
+    return JSONResponse(
+        {"top": [{"index": int(i), "probability": float(probabilities[i])} for i in np.argsort(-probabilities)[:5]]}
+    )
 
 
 app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])

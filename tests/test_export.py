@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -77,13 +78,17 @@ def test_fp32_export_validates_and_carries_its_preprocessing(tmp_path, random_we
 def test_model_zoo_test_data_re_checks(tmp_path, random_weights, data_dir):
     out = tmp_path / "m" / "fcn_50k.onnx"
     result = export_onnx("fcn_50k", weights=random_weights, out=out, validate_images=32)
-    assert [p.rsplit("/", 1)[-1] for p in result.test_data] == ["test_data_set_0", "test_data_set_1"]
+    # A file the user named gets its companions in one folder named after it, and nothing else beside it.
+    companions = tmp_path / "m" / "fcn_50k.test_data"
+    assert result.test_data == [str(companions / "test_data_set_0"), str(companions / "test_data_set_1")]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["fcn_50k.onnx", "fcn_50k.test_data"]
+    assert result.validation["batches"]["batch_1"]["images"] == result.validation["batches"]["batch_32"]["images"] == 32
     session = inference_session(out)
     for folder, batch in zip(result.test_data, (1, 8), strict=True):
         tensors = {}
         for name in ("input_0", "output_0"):
             proto = onnx.TensorProto()
-            proto.ParseFromString((tmp_path / "m" / folder.rsplit("/", 1)[-1] / f"{name}.pb").read_bytes())
+            proto.ParseFromString((Path(folder) / f"{name}.pb").read_bytes())
             tensors[name] = onnx.numpy_helper.to_array(proto)
         assert tensors["input_0"].shape == (batch, 1, 28, 28)
         np.testing.assert_allclose(session.run(None, {"input": tensors["input_0"]})[0], tensors["output_0"], atol=1e-4)
