@@ -25,10 +25,12 @@ from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from zoo.core import numbers
 from zoo.core.data import Split, load_dataset, train_val_split
 from zoo.core.device import cpu_has_native_bf16, describe_hardware
 from zoo.core.errors import ZooError
 from zoo.core.loading import Classifier
+from zoo.core.numbers import fraction
 from zoo.core.preprocess import normalize, predict_logits
 from zoo.core.provenance import git_commit, library_versions
 from zoo.core.recipe import Recipe
@@ -369,10 +371,10 @@ class Trainer:
         record = {
             "epoch": epoch,
             "epochs": self.recipe.epochs,
-            "train_loss": loss_sum.item() / len(order),
-            "train_accuracy": correct.item() / len(order),
+            "train_loss": fraction(loss_sum.item() / len(order)),
+            "train_accuracy": fraction(correct.item() / len(order)),
         }
-        return record | {"seconds": seconds, "images_per_second": len(order) / seconds}
+        return record | {"seconds": numbers.seconds(seconds), "images_per_second": numbers.rate(len(order) / seconds)}
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         if not self.dist.enabled:
@@ -442,8 +444,9 @@ class Trainer:
         if self.dist.is_main and len(self.val):
             accuracy, loss = self._accuracy(self.evaluated, self.val, bf16=self.autocast, tta_shift=False)
         accuracy, loss = self.dist.broadcast((accuracy, loss))
-        record = {"val_loss": loss, "val_accuracy": accuracy, "lr": self.optimizer.param_groups[0]["lr"]}
-        return record | {"elapsed_seconds": self.progress.elapsed}
+        lr = float(f"{self.optimizer.param_groups[0]['lr']:.6g}")
+        record = {"val_loss": fraction(loss), "val_accuracy": fraction(accuracy), "lr": lr}
+        return record | {"elapsed_seconds": numbers.seconds(self.progress.elapsed)}
 
     def _accuracy(
         self, network: nn.Module, split: Split, bf16: bool = False, tta_shift: bool | None = None
@@ -483,6 +486,7 @@ class Trainer:
             tensors, meta = self.run.read_best()
             self.model.load_state_dict(tensors)
             test_accuracy, _ = self._accuracy(self.model, self.test)
+            test_accuracy = fraction(test_accuracy)
             meta = {k: v for k, v in meta.items() if k != "format"}
             meta["test_accuracy"] = json.dumps(test_accuracy)
             self.run.save_best(tensors, meta)
@@ -490,8 +494,8 @@ class Trainer:
         result = TrainResult(
             model=self.spec.name, run_dir=str(self.run.path), best_checkpoint=str(self.run.best_checkpoint),
             best_epoch=int(best["epoch"]), val_accuracy=best["val_accuracy"], test_accuracy=test_accuracy,
-            epochs=self.recipe.epochs, train_seconds=self.train_seconds,
-            images_per_second=self.images_seen / self.train_seconds if self.train_seconds else 0.0,
+            epochs=self.recipe.epochs, train_seconds=numbers.seconds(self.train_seconds),
+            images_per_second=numbers.rate(self.images_seen / self.train_seconds if self.train_seconds else 0.0),
             params=count_params(self.model), device=str(self.device),
             time_to_best_seconds=best.get("elapsed_seconds"),  # None for runs begun before it was recorded
             world_size=self.dist.world_size,

@@ -13,6 +13,7 @@ from zoo.core.data import load_dataset
 from zoo.core.device import resolve_device
 from zoo.core.errors import ZooError
 from zoo.core.loading import Classifier, load_model
+from zoo.core.numbers import fraction
 from zoo.core.preprocess import ImageTransform, predict_logits
 from zoo.core.registry import get_spec
 from zoo.core.rundir import RunDir
@@ -170,7 +171,7 @@ def evaluate(
         dataset=model_spec.dataset,
         split="test",
         images=len(test),
-        accuracy=(predicted == test.labels).float().mean().item(),
+        accuracy=fraction((predicted == test.labels).float().mean().item()),
         per_class={c: round(a, 6) for c, a in zip(model_spec.classes, per_class.tolist(), strict=True)},
         confusion_matrix=confusion.tolist(),
         tta_flip=model_spec.tta_flip,

@@ -23,10 +23,12 @@ from typing import NamedTuple
 import torch
 
 from zoo.api import finish_run
+from zoo.core import numbers
 from zoo.core.catalog import model_info
 from zoo.core.device import describe_hardware
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
+from zoo.core.numbers import fraction, seconds
 from zoo.core.registry import get_spec, list_models
 from zoo.core.rundir import RunDir
 from zoo.core.summary import count_params
@@ -159,9 +161,9 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 params=spec.params,
                 macs=spec.macs,
                 seeds=[run.seed for run in runs],
-                test_accuracies=[run.report["test_accuracy"] for run in runs],
-                val_accuracies=[run.report["val_accuracy"] for run in runs],
-                train_seconds=[run.report["train_seconds"] for run in runs],
+                test_accuracies=[fraction(run.report["test_accuracy"]) for run in runs],
+                val_accuracies=[fraction(run.report["val_accuracy"]) for run in runs],
+                train_seconds=[seconds(run.report["train_seconds"]) for run in runs],
                 best_seed=best.seed,
                 best_run=str(best.folder),
                 hardware=best.config.get("hardware") or describe_hardware(best.config.get("device", "cpu")),
@@ -184,13 +186,15 @@ def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLi
     shipped = []
     for study in studies:
         record = {
-            "metrics": {
-                "test_accuracy": study.shipped_accuracy,
-                "test_accuracy_mean": study.mean,
-                "test_accuracy_std": study.std,
-                "seeds": len(study.seeds),
-                "train_seconds": study.train_seconds[study.seeds.index(study.best_seed)],
-            },
+            "metrics": numbers.metrics(
+                {
+                    "test_accuracy": study.shipped_accuracy,
+                    "test_accuracy_mean": study.mean,
+                    "test_accuracy_std": study.std,
+                    "seeds": len(study.seeds),
+                    "train_seconds": study.train_seconds[study.seeds.index(study.best_seed)],
+                }
+            ),
             "hardware": study.hardware,
             "seed": study.best_seed,
         }

@@ -15,8 +15,10 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from zoo.core import numbers
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
+from zoo.core.numbers import fraction
 from zoo.core.patterns import matches
 from zoo.core.weights import default_weights, split_tag, tags
 
@@ -31,8 +33,8 @@ def _entries() -> list[dict[str, object]]:
 def _with_weights(entry: dict[str, object]) -> dict[str, object]:
     shipped = default_weights(str(entry["name"]))
     return {
-        **entry,
-        "accuracy": shipped.metrics["test_accuracy"] if shipped else None,
+        **{field: entry[field] for field in FIELDS},
+        "accuracy": fraction(shipped.metrics["test_accuracy"]) if shipped else None,
         "weights_present": shipped is not None and shipped.path is not None and shipped.path.is_file(),
     }
 
@@ -74,7 +76,7 @@ def model_info(name: str) -> dict[str, object]:
             "sha256": shipped.sha256 if shipped else None,
             "present": model_row(name)["weights_present"],
         },
-        "metrics": dict(shipped.metrics) if shipped else {},
+        "metrics": numbers.metrics(shipped.metrics) if shipped else {},
     }
 
 
