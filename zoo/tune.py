@@ -28,6 +28,7 @@ from pathlib import Path
 from zoo.api import finish_run
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
+from zoo.core.recipe import FIELD_NAMES as SETTING_NAMES
 from zoo.core.recipe import Recipe
 from zoo.core.registry import get_spec
 from zoo.core.rundir import RunDir
@@ -484,7 +485,7 @@ def plot_search(result: TuneResult, path: Path) -> bool:
     curves.set_ylabel("validation accuracy (%)")
     top = [100 * t.val_accuracy for t in result.trials]
     best_score = max(t.val_accuracy for t in result.trials)
-    curves.set_ylim(max(min(top) - 1, 100 * best_score - 10), 100 * best_score + 0.6)
+    curves.set_ylim(min(top) - 1, 100 * best_score + 0.6)  # every trial's best in view, stopped ones too
     curves.set_title(f"{result.model}: {len(result.trials)} trials, {result.epochs}-epoch schedule", fontsize=9)
     curves.grid(alpha=0.3)
     curves.legend(fontsize=8, loc="lower right")
@@ -497,11 +498,17 @@ def plot_search(result: TuneResult, path: Path) -> bool:
                      edgecolors=colours)  # fmt: skip
         if key in ("lr", "weight_decay"):
             axis.set_xscale("log")
+            # Labelled ticks at 1, 2 and 5 of each decade, more where the search spans less than one.
+            span = math.log10(max(values) / min(values)) if min(values) > 0 else 1.0
+            subs = (1.0, 2.0, 5.0) if span > 0.7 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+            axis.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=subs))
+            axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
             axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        axis.set_xlabel(key)
+            axis.tick_params(axis="x", labelrotation=30, labelsize=8)
+        axis.set_xlabel(SETTING_NAMES.get(key, key))
         axis.set_ylim(curves.get_ylim())
         axis.grid(alpha=0.3)
-        axis.set_title(f"best validation vs {key} (hollow: stopped early)", fontsize=9)
+        axis.set_title(f"best validation vs {SETTING_NAMES.get(key, key)} (hollow: stopped early)", fontsize=9)
     figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
     plt.close(figure)

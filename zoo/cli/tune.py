@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zoo.cli.app import DataDir, JsonFlag, emit_json, err, out
+from zoo.core.recipe import FIELD_NAMES as SETTING_NAMES
 from zoo.core.tables import compact_table
 
 
@@ -72,9 +73,8 @@ def tune_command(
     out.print(f"confirm on three seeds: {result.confirm_command()}", soft_wrap=True)  # one line, to copy whole
 
 
-TUNE_COLUMNS = {"lr": "lr", "weight_decay": "wd", "dropout": "drop", "label_smoothing": "ls", "teacher": "teacher",
-                "distill_weight": "dw", "distill_temperature": "T", "crop_padding": "crop", "ema_decay": "ema",
-                "widths": "widths"}  # fmt: skip
+# Column headers: the settings' names (zoo.tune.SETTING_NAMES) over two lines, so that more of them fit.
+TUNE_COLUMNS = {key: name.replace(" ", "\n", 1) for key, name in SETTING_NAMES.items()}
 
 
 def tune_table(result, width: int) -> Table:

@@ -104,3 +104,11 @@ def _coerce(key: str, value: object, kind: type) -> object:
         return kind(value)
     except (TypeError, ValueError) as error:
         raise ZooError(f"invalid value for {key}: {value!r} (expected {kind.__name__})", argument=key) from error
+
+
+# What tables and plots call recipe fields (and a sweep's `widths`), where their names are too terse.
+FIELD_NAMES = {
+    "lr": "learning rate", "weight_decay": "weight decay", "dropout": "dropout", "label_smoothing": "label smoothing",
+    "teacher": "teacher", "distill_weight": "distillation weight", "distill_temperature": "temperature",
+    "crop_padding": "crop (px)", "ema_decay": "EMA decay", "widths": "widths",
+}  # fmt: skip
