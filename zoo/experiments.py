@@ -25,8 +25,9 @@ from zoo.core.data import load_dataset, train_val_split
 from zoo.core.device import resolve_device
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
-from zoo.core.loading import load_model
+from zoo.core.loading import Classifier, load_model
 from zoo.core.models.reference import REFERENCE_MODELS, STUDY_RECIPES
+from zoo.core.numbers import fraction
 from zoo.core.preprocess import predict_logits
 from zoo.core.recipe import Recipe
 from zoo.core.registry import get_spec
@@ -74,6 +75,21 @@ class Experiment:
     variants: tuple[Variant, ...]
     question: str  # what the experiment answers, one line for the docs
     sizes: bool = False  # variants differ by training-set size: plot accuracy against it
+    ablation: bool = False  # variants remove one mechanism each from the first: table the differences
+
+
+# airbench's recipe at 10 epochs (its own length; warm-up 23% of it), and without one mechanism at a time.
+AIRBENCH_10 = {"epochs": 10, "warmup_epochs": 2.3}
+ABLATIONS = (
+    ("whitened stem: off (a trained 2x2 stem)", {"whiten_stem": False}),
+    ("identity init: off", {"dirac_init": False}),
+    ("frozen batch-norm scales: off", {"freeze_bn_scale": False}),
+    ("batch-norm shifts at 64x lr: off (timm's groups: not decayed)", {"bias_lr_scale": 1.0}),
+    ("lookahead: off", {"lookahead": False}),
+    ("alternating flips: off (random flips)", {"alternating_flip": False}),
+    ("reflected crops: off (zero padding)", {"crop_reflect": False}),
+    ("triangular schedule: off (timm's cosine)", {"lr_schedule": "cosine"}),
+)
 
 
 def _sizes(model: str, sizes: tuple[int, ...], full: int, **overrides: object) -> tuple[Variant, ...]:
@@ -130,6 +146,16 @@ EXPERIMENTS = {
             sizes=True,
         ),
         Experiment(
+            "airbench-ablation",
+            "airbench's mechanisms in zoo's engine, one removed at a time (cifar_cnn_best, 10 epochs)",
+            (
+                Variant("all of airbench94's recipe", "cifar_cnn_best", overrides=AIRBENCH_10),
+                *(Variant(label, "cifar_cnn_best", overrides={**AIRBENCH_10, **change}) for label, change in ABLATIONS),
+            ),
+            "What each mechanism is worth on the JPEG set, at airbench94's own 10 epochs, measured by the one engine.",
+            ablation=True,
+        ),
+        Experiment(
             "train-size-fashion-mnist",
             "Accuracy vs training-set size, Fashion-MNIST (cnn_10k, zoo recipe, 15 epochs at full size)",
             _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, epochs=15),
@@ -148,11 +174,13 @@ class Row:
     train_images: int
     params: int
     epochs: int
-    train_accuracy: float  # of the kept weights on its training images, unaugmented (train_accuracy.json)
+    train_accuracy: float | None  # of the kept weights on their training images, unaugmented (None: not measured)
     val_accuracy: float  # best epoch
     test_accuracy: float  # of the best-validation weights
     train_seconds: float
     run: str  # folder
+    images_per_second: float | None = None  # training throughput
+    test_accuracy_flip: float | None = None  # of the same weights with the image and its mirror only (ablations)
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -180,13 +208,17 @@ def run_experiment(
         run_dir = variant.run_dir(runs_dir)
         if train:
             _train(variant, run_dir, data_dir, device)
-        _measure_train_accuracy(variant, run_dir, data_dir, device)
+        if experiment.ablation:
+            _measure_flip_only(run_dir, data_dir, device)
+        else:
+            _measure_train_accuracy(variant, run_dir, data_dir, device)
         rows.append(_row(variant, run_dir))
     finished = [row for row in rows if row is not None]
     if not finished:
         raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with {{train=True}}")
     out = Path(docs_dir) / "experiments"
-    atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(markdown(experiment, finished, len(rows))))
+    text = (ablation_markdown if experiment.ablation else markdown)(experiment, finished, len(rows))
+    atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(text))
     plot(experiment, finished, out / f"{name}.png")
     if name == "reference":
         atomic_write(Path(docs_dir) / "reference.md", lambda tmp: tmp.write_text(reference_table(finished)))
@@ -221,20 +253,39 @@ def _measure_train_accuracy(variant: Variant, run_dir: Path, data_dir, device) -
                                   "augmentation": "none"})  # fmt: skip
 
 
+FLIP_ONLY = "test_flip_only.json"
+
+
+def _measure_flip_only(run_dir: Path, data_dir, device) -> None:
+    """Test accuracy of a run's kept weights with the image and its mirror only (its report has all six views):
+    what the one-pixel shifts add. Written once beside the report."""
+    run = RunDir(run_dir)
+    if run.record(FLIP_ONLY) is not None or not run.best_checkpoint.is_file() or not run.finished:
+        return
+    loaded = load_model(weights=run.best_checkpoint)
+    model = Classifier(loaded.model.network, loaded.spec, tta_shift=False).eval()
+    test = load_dataset(loaded.spec.dataset, data_dir).test
+    resolved = resolve_device(device)
+    logits = predict_logits(model.to(resolved), test.images, loaded.spec.preprocessing, device=resolved)
+    accuracy = fraction((logits.argmax(1) == test.labels).float().mean().item())
+    run.write_record(FLIP_ONLY, {"test_accuracy": accuracy, "views": "image and mirror", "weights": run.BEST})
+
+
 def _row(variant: Variant, run_dir: Path) -> Row | None:
     run = RunDir(run_dir)
     report = run.report()
     if report is None:
         return None
     config = run.config()
-    measured = run.record(TRAIN_EVAL)
+    measured, flip_only = run.record(TRAIN_EVAL), run.record(FLIP_ONLY)
     # Without the checkpoint (a fresh clone) the record of the last epoch is all there is.
     train_accuracy = measured["train_accuracy"] if measured else run.metrics()[-1]["train_accuracy"]
     return Row(
         label=variant.label, model=variant.model, recipe=variant.recipe, train_images=config["train_images"],
         params=report["params"], epochs=report["epochs"], train_accuracy=train_accuracy,
         val_accuracy=report["val_accuracy"], test_accuracy=report["test_accuracy"],
-        train_seconds=report["train_seconds"], run=str(run_dir),
+        train_seconds=report["train_seconds"], run=str(run_dir), images_per_second=report.get("images_per_second"),
+        test_accuracy_flip=flip_only["test_accuracy"] if flip_only else None,
     )  # fmt: skip
 
 
@@ -260,6 +311,29 @@ def markdown(experiment: Experiment, rows: list[Row], planned: int) -> str:
         lines += ["", f"{planned - len(rows)} of {planned} runs have not been trained yet."]
     hardware = _hardware(rows)
     lines += ["", f"Hardware: {hardware}.", "", f"![{experiment.title}]({experiment.name}.png)", ""]
+    return "\n".join(lines)
+
+
+def ablation_markdown(experiment: Experiment, rows: list[Row], planned: int) -> str:
+    full = rows[0]
+    lines = [
+        f"# {experiment.title}", "", experiment.question, "",
+        f"Regenerate: `zoo experiment {experiment.name} --train` (finished runs are reused). Accuracy on "
+        f"{_DATA_SET_NAMES[get_spec(full.model).dataset]} of the best-validation epoch, one seed per row; "
+        "the test set decides nothing here. Test accuracy with six views (the image and its mirror, each also "
+        "shifted one pixel up-left and down-right) and with the image and its mirror only.", "",
+        "| variant | val acc. | test acc., 6 views | change | test acc., flip | train time | images/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    for r in rows:
+        change = "—" if r is full else f"{100 * (r.test_accuracy - full.test_accuracy):+.2f}"
+        flip = "—" if r.test_accuracy_flip is None else f"{r.test_accuracy_flip:.2%}"
+        speed = "—" if r.images_per_second is None else f"{r.images_per_second:,.0f}"
+        lines.append(f"| {r.label} | {r.val_accuracy:.2%} | **{r.test_accuracy:.2%}** | {change} | {flip} "
+                     f"| {r.train_seconds:.0f} s | {speed} |")  # fmt: skip
+    if len(rows) < planned:
+        lines += ["", f"{planned - len(rows)} of {planned} runs have not been trained yet."]
+    lines += ["", f"Hardware: {_hardware(rows)}.", "", f"![{experiment.title}]({experiment.name}.png)", ""]
     return "\n".join(lines)
 
 
@@ -289,6 +363,8 @@ def _hardware(rows: list[Row]) -> str:
 
 def plot(experiment: Experiment, rows: list[Row], path: Path) -> None:
     plt = pyplot()
+    if experiment.ablation:
+        return _plot_ablation(plt, experiment, rows, path)
     figure, axes = plt.subplots(figsize=(7.5, 4.2))
     if experiment.sizes:
         sizes = [r.train_images for r in rows]
@@ -326,6 +402,30 @@ def plot(experiment: Experiment, rows: list[Row], path: Path) -> None:
         axes.set_ylim(max(0, low - 10), 100)
         axes.legend(loc="upper left", fontsize=8)
     axes.grid(alpha=0.3, axis="y")
+    axes.set_title(experiment.title, fontsize=9)
+    figure.tight_layout()
+    save_png(figure, path)
+
+
+def _plot_ablation(plt, experiment: Experiment, rows: list[Row], path: Path) -> None:
+    """Test accuracy per variant (six views, and the image and its mirror only), the full recipe marked."""
+    figure, axes = plt.subplots(figsize=(8.5, 0.45 * len(rows) + 1.4))
+    positions = list(range(len(rows)))[::-1]
+    axes.barh(positions, [100 * r.test_accuracy for r in rows], height=0.6, color="tab:blue", label="6 views")
+    flips = [(p, 100 * r.test_accuracy_flip) for p, r in zip(positions, rows, strict=True) if r.test_accuracy_flip]
+    if flips:
+        axes.scatter([f for _, f in flips], [p for p, _ in flips], color="tab:orange", zorder=3, s=18,
+                     label="image and mirror only")  # fmt: skip
+    axes.axvline(100 * rows[0].test_accuracy, color="tab:red", linewidth=1, linestyle="--")
+    for position, row in zip(positions, rows, strict=True):
+        axes.annotate(f"{row.test_accuracy:.2%}", (100 * row.test_accuracy, position), xytext=(3, -3),
+                      textcoords="offset points", fontsize=7)  # fmt: skip
+    axes.set_yticks(positions, [r.label for r in rows], fontsize=7)
+    low = min(100 * r.test_accuracy for r in rows) - 1.5
+    axes.set_xlim(low, 100 * max(r.test_accuracy for r in rows) + 1)
+    axes.set_xlabel("test accuracy (%), CIFAR-10 (JPEG test set)")
+    axes.grid(alpha=0.3, axis="x")
+    axes.legend(fontsize=7, loc="lower right")
     axes.set_title(experiment.title, fontsize=9)
     figure.tight_layout()
     save_png(figure, path)
