@@ -23,7 +23,7 @@ from zoo.core.loading import load_model
 from zoo.core.preprocess import normalize
 from zoo.core.spec import ModelSpec
 from zoo.export.metadata import INPUT_NAME, OUTPUT_NAME, build_metadata
-from zoo.export.quantize import MAX_ACCURACY_DROP, convert_fp16, quantize_int8
+from zoo.export.quantize import MAX_ACCURACY_DROP, convert_fp16, quantize_int8, stored_in_float16
 from zoo.export.runtime import inference_session, run_logits
 
 DEFAULT_OPSET = 18
@@ -89,7 +89,9 @@ def export_onnx(
     if path.suffix != ".onnx":
         raise ZooError(f"the output file must end in .onnx, got {str(path)!r}", argument="out")
 
-    proto = _torch_to_onnx(wrapper, spec, opset, fixed_batch)
+    # Weights shipped in half precision (resnet18_cifar) are stored so in the graph too, exactly.
+    proto = stored_in_float16(_torch_to_onnx(wrapper, spec, opset, fixed_batch))
+    _check(proto, spec.name)
     data, images, labels, source = _validation_images(spec, data_dir, precision, validate_images, test_images)
     # int8 / fp16 are measured on `test_images` (default: the whole test set), fp32 on `validate_images`
     # of them, evenly spaced; one sample of the test set serves both.

@@ -86,3 +86,30 @@ def _sort_topologically(graph: onnx.GraphProto) -> None:
         pending = [n for n in pending if all(n is not r for r in ready)]
     del graph.node[:]
     graph.node.extend(ordered)
+
+
+def stored_in_float16(fp32: onnx.ModelProto, min_elements: int = 1024) -> onnx.ModelProto:
+    """The same graph with every large float32 weight that is exactly a float16 number stored as float16 and
+    cast back at load: half the file, the very same arithmetic (weights shipped in half precision,
+    zoo.core.spec's `shipped_dtype`). Weights that half precision would change are left alone."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.ModelProto()
+    model.CopyFrom(fp32)
+    graph, casts = model.graph, []
+    for initializer in graph.initializer:
+        if initializer.data_type != TensorProto.FLOAT or np.prod(initializer.dims) < min_elements:
+            continue
+        values = numpy_helper.to_array(initializer)
+        half = values.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), values):
+            continue
+        name = initializer.name
+        initializer.CopyFrom(numpy_helper.from_array(half, f"{name}.float16"))
+        casts.append(helper.make_node("Cast", [f"{name}.float16"], [name], to=TensorProto.FLOAT))
+    if not casts:
+        return fp32
+    nodes = [*casts, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model

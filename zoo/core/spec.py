@@ -42,6 +42,7 @@ class ModelSpec:
     arch: Mapping[str, object] = field(default_factory=dict)  # the builder's registered arguments (widths, ...)
     weights_tag: str | None = None  # the default tag of its shipped weights (`name.tag`); None while untrained
     tta_shift: bool = False  # with tta_flip: also the mirrored pair shifted one pixel up-left and down-right
+    shipped_dtype: str = "float32"  # how its shipped files store floats; "float16" halves a large model's install
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

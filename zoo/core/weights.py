@@ -41,6 +41,7 @@ class ShippedWeights:
     note: str | None = None  # how a figure or the provenance was established, where that needs saying
     tta_shift: bool | None = None  # the test views these weights were measured with, where they differ from the spec's
     arch: Mapping[str, object] = field(default_factory=dict)  # builder arguments they need beyond the spec's, if any
+    run_test_accuracy: float | None = None  # the run's own figure, where the stored file differs (float16)
 
     @property
     def name(self) -> str:

@@ -131,6 +131,7 @@ register(
         macs=555_422_720,
         recipe=RESNET_RECIPE,
         family="resnet",
+        shipped_dtype="float16",  # 11.2M parameters: 22 MB per shipped file instead of 45
         description="ResNet-18 with a 3x3 stride-1 stem and no max-pool (the standard CIFAR variant)",
         tta_flip=True,
     )
