@@ -497,7 +497,7 @@ class Trainer:
             epochs=self.recipe.epochs, train_seconds=numbers.seconds(self.train_seconds),
             images_per_second=numbers.rate(self.images_seen / self.train_seconds if self.train_seconds else 0.0),
             params=count_params(self.model), device=str(self.device),
-            time_to_best_seconds=best.get("elapsed_seconds"),  # None for runs begun before it was recorded
+            time_to_best_seconds=numbers.seconds(best.get("elapsed_seconds")),  # None: runs begun before it was kept
             world_size=self.dist.world_size,
         )  # fmt: skip
         if self.dist.is_main:
