@@ -14,18 +14,21 @@ import tempfile
 from pathlib import Path
 
 from zoo.core.files import atomic_write
-from zoo.core.weights import read_manifest, record_onnx, split_tag
+from zoo.core.weights import read_manifest, record_onnx, split_tag, weights_path
 from zoo.export.onnx_export import export_onnx
 
 
 def export_shipped(model: str, tag: str, weights_dir: Path, data_dir: str | None = None) -> str:
     """Export weights_dir/MODEL.TAG.safetensors to weights_dir/MODEL.TAG.onnx (validated on the test set) and
     record it in the manifest; returns its sha256."""
-    target = f"{model}.{tag}.onnx"
+    target, weights = f"{model}.{tag}.onnx", weights_dir / f"{model}.{tag}.safetensors"
+    # The package's own files go by their tag, so the file names its weights `NAME.TAG.safetensors`, not a path
+    # on the machine that exported it.
+    packaged = weights.resolve() == weights_path(weights.name).resolve()
     with tempfile.TemporaryDirectory() as work:
         # Exported into a folder of its own: the Model Zoo test data written beside it stays out of weights/.
-        result = export_onnx(model, weights=weights_dir / f"{model}.{tag}.safetensors", out=Path(work) / "m.onnx",
-                             data_dir=data_dir)  # fmt: skip
+        result = export_onnx(f"{model}.{tag}" if packaged else None, weights=None if packaged else weights,
+                             out=Path(work) / "m.onnx", data_dir=data_dir)  # fmt: skip
         atomic_write(weights_dir / target, lambda tmp: shutil.copyfile(result.path, tmp))
     return record_onnx(weights_dir, model, tag, target)
 

@@ -111,7 +111,9 @@ def test_manifest_agrees_with_the_committed_run_records(name):
     shipped = shipped_weights(name)
     assert shipped.seed == study.best_seed
     # Weights stored in float16 were measured as stored; the run's own (fp32) figure is kept beside it.
-    run_figure = shipped.run_test_accuracy if shipped.run_test_accuracy is not None else shipped.metrics["test_accuracy"]
+    run_figure = (
+        shipped.run_test_accuracy if shipped.run_test_accuracy is not None else shipped.metrics["test_accuracy"]
+    )
     assert run_figure == study.shipped_accuracy
     assert shipped.metrics["test_accuracy_mean"] == pytest.approx(study.mean)
     # Three seeds each, but one for the CPU-trained CIFAR model (issue #10 allows it; its card says so).
