@@ -149,6 +149,17 @@ def _finished_runs(runs_dir: Path, name: str) -> list[_Run]:
     return sorted(runs, key=lambda run: run.seed)
 
 
+JPEG_NOTE = "test accuracy on CIFAR-10 (JPEG test set): the images re-encoded as JPEG at quality ≈75, not the canonical binaries"
+
+
+def _notes(runs) -> tuple[str, ...]:
+    """How the runs' figures were measured: what their reports say, and which copy of CIFAR-10 they used."""
+    notes = {run.report["accuracy_note"] for run in runs if "accuracy_note" in run.report}
+    if any("cifar10-jpeg" in str(run.config.get("data", "")) for run in runs):
+        notes.add(JPEG_NOTE)
+    return tuple(sorted(notes))
+
+
 def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
     studies = []
     for name in names:
@@ -172,7 +183,7 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 hardware=best.config.get("hardware") or describe_hardware(best.config.get("device", "cpu")),
                 recipe=best.config["recipe"],
                 teacher_sha256=best.config.get("teacher_weights_sha256"),
-                notes=tuple(sorted({run.report["accuracy_note"] for run in runs if "accuracy_note" in run.report})),
+                notes=_notes(runs),
             )
         )
     return studies
@@ -305,11 +316,11 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
 | parameters | {study.params:,} (budget {spec.budget:,}) |
 | MACs per image | {study.macs:,} |
 | test accuracy over {len(study.seeds)} seeds | {study.mean:.2%} ± {study.std:.2%} |
-| shipped weights (seed {study.best_seed}, best validation accuracy) | {study.shipped_accuracy:.2%} test |
+| {"shipped weights" if shipped_weights(study.name) else "not shipped: best run"} (seed {study.best_seed}, best validation accuracy) | {study.shipped_accuracy:.2%} test |
 | weights tag | {_tag_line(study.name)} |
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
 | training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
-| flip test-time augmentation | {"yes" if spec.tta_flip else "no"} |
+| flip test-time augmentation | {_views(spec)} |
 | distillation teacher | {_teacher_line(study.name, study.recipe, study.teacher_sha256)} |
 | hyper-parameter sweeps | {_sweep_line(study.name, docs_dir)} |
 
@@ -328,7 +339,7 @@ from the registry's recipe).
 
 ## Preprocessing
 
-{pre["channels"]} channel(s), {pre["size"][0]}×{pre["size"][1]} pixels, scaled to [0, 1], then `(x - {pre["mean"]}) / {pre["std"]}`.
+{pre["channels"]} channel(s), {pre["size"][0]}×{pre["size"][1]} pixels, scaled to [0, 1], then `(x - {tuple(pre["mean"])}) / {tuple(pre["std"])}`.
 {"Light objects on a dark background, as in Fashion-MNIST." if pre["light_on_dark"] else ""}
 
 ## Limitations
@@ -381,6 +392,12 @@ def _tag_line(name: str) -> str:
     if shipped.run_test_accuracy is not None:
         stored = f"; stored in float16, {shipped.metrics['test_accuracy']:.2%} test as stored"
     return f"`{shipped.name}` is the default (sha256 {shipped.sha256[:12]}…){stored}{earlier}"
+
+
+def _views(spec) -> str:
+    if not spec.tta_flip:
+        return "no"
+    return "yes, and both views shifted one pixel up-left and down-right (six views)" if spec.tta_shift else "yes"
 
 
 def _history(study: ModelStudy, runs_dir: Path | None) -> str:
