@@ -87,6 +87,7 @@ def test_shipped_onnx_file_is_the_shipped_weights_exported(name):
 def test_shipped_file_matches_its_registry_sha256(name):
     spec = zoo.get_spec(name)
     assert sha256_file(shipped_weights(name).verified_path()) == spec.weights_sha256
+    assert spec.weights_file == shipped_weights(name).file  # the default tag's file, by name
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SHIPPED])

@@ -49,6 +49,12 @@ class ModelSpec:
         return (self.preprocessing.channels, *self.preprocessing.size)
 
     @property
+    def weights_file(self) -> str | None:
+        """The default tag's file in weights/ (`NAME.TAG.safetensors`); None while untrained. Kept from before
+        tags, when it was `NAME.safetensors`."""
+        return f"{self.name}.{self.weights_tag}.safetensors" if self.weights_tag else None
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)
 
