@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installed size of each install variant: a fresh virtual environment per variant, `pip install` of this
+# checkout, then `du` of the whole environment (Python's own files included) and whether torch or a CUDA
+# library came along.
+#
+#     bash benchmarks/install_size.sh [OUT.json]     # default benchmarks/results-install-size.json
+#
+# Variants: the default install; [gpu] as the README says to install it (ONNX Runtime's CUDA build in place of
+# the CPU build); [torch] as pip resolves it (torch's PyPI wheel, which brings CUDA on Linux).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$repo/benchmarks/results-install-size.json}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+measure() {  # NAME, then the pip commands' arguments separated by ';'
+    local name=$1 steps=$2 env="$work/$1"
+    python3 -m venv "$env"
+    IFS=';' read -ra commands <<< "$steps"
+    for command in "${commands[@]}"; do
+        # shellcheck disable=SC2086
+        (cd "$repo" && "$env/bin/pip" $command -q --disable-pip-version-check) 2>&1 | grep -v '^WARNING' || true
+    done
+    local mib torch cuda
+    mib=$(du -sm "$env" | cut -f1)
+    torch=$("$env/bin/pip" list 2>/dev/null | grep -ciE '^torch ' || true)
+    cuda=$("$env/bin/pip" list 2>/dev/null | grep -ciE '^nvidia-|onnxruntime-gpu' || true)
+    printf '  "%s": {"installed_mib": %s, "torch": %s, "cuda_packages": %s}' "$name" "$mib" \
+        "$([ "$torch" -gt 0 ] && echo true || echo false)" "$cuda"
+    rm -rf "$env"
+}
+
+{
+    echo "{"
+    echo "  \"python\": \"$(python3 -c 'import platform; print(platform.python_version())')\","
+    measure default "install -e ."; echo ","
+    measure gpu "install -e .[gpu];uninstall -y onnxruntime;install --force-reinstall --no-deps onnxruntime-gpu>=1.20"
+    echo ","
+    measure torch "install -e .[torch]"; echo
+    echo "}"
+} > "$out.tmp"
+mv "$out.tmp" "$out"
+cat "$out"
