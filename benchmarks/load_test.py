@@ -1,6 +1,7 @@
 """Load tests of `zoo serve` on this machine, beside a bare Starlette + ONNX Runtime app (benchmarks/bare_app.py).
 
     python3 benchmarks/load_test.py [--model cnn_20k] [--workers 2] [--clients 32] [--seconds 20] [--json FILE]
+    python3 benchmarks/load_test.py --summary FILE    # the README's lines for a saved report
 
 1. Throughput (needs `hey`, Debian's package): requests/s and p99 of `zoo serve` and of the bare app, side by
    side, under the same load, for a 28x28 data-set PNG and a 224x224 product-photo JPEG.
@@ -8,6 +9,8 @@
    uploads (a 6300x6300 PNG, just under the 40-megapixel limit) for `--seconds`. Reported: the servers' peak
    and idle memory (RSS of all processes), good requests' p99, that every bad upload got a 4xx JSON error,
    and that the server still answers afterwards.
+3. Worst case only: every connection sends the worst-case upload, so that `--clients` of them arrive at once:
+   peak memory, and that each is answered.
 
 Everything runs on 127.0.0.1 and stops by itself. The mix's client is a minimal HTTP/1.1 writer on asyncio
 streams, so that the load generator takes as little CPU from the server as it can.
@@ -190,16 +193,22 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """The q-quantile in milliseconds, None without samples (JSON has no NaN)."""
+    ordered = sorted(seconds)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1) if ordered else None
 
 
-def hostile_mix(model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes]) -> dict:
+def hostile_mix(
+    model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes], worst_only: bool = False
+) -> dict:
+    """The mix above from `clients` connections; `worst_only`: every connection sends the worst-case upload, so
+    that `clients` of them are decoded or queued at once."""
     port = free_port()
     process = zoo_server(model, port, workers)
     try:
         mix = request_mix(model, uploads)
+        mix = [m for m in mix if m[0] == "worst"] if worst_only else mix
         idle = rss_mib(process.pid)
         peak, sampling = [idle], threading.Event()
 
@@ -225,10 +234,11 @@ def hostile_mix(model: str, workers: int, clients: int, seconds: float, uploads:
         "requests": len(results), "seconds": round(wall, 1),
         "good": len(good), "worst_case": sum(1 for r in results if r[0] == "worst"),
         "bad": sum(1 for r in results if r[0] == "bad"),
-        "good_p50_ms": round(percentile([r[3] for r in good], 0.5) * 1000, 1),
-        "good_p99_ms": round(percentile([r[3] for r in good], 0.99) * 1000, 1),
+        "good_p50_ms": percentile_ms([r[3] for r in good], 0.5),
+        "good_p99_ms": percentile_ms([r[3] for r in good], 0.99),
         "good_mean_ms": round(statistics.fmean(r[3] for r in good) * 1000, 1) if good else None,
-        "worst_case_p50_ms": round(percentile([r[3] for r in results if r[0] == "worst"], 0.5) * 1000, 1),
+        "worst_case_p50_ms": percentile_ms([r[3] for r in results if r[0] == "worst"], 0.5),
+        "worst_case_p99_ms": percentile_ms([r[3] for r in results if r[0] == "worst"], 0.99),
         "failed_good": sum(1 for r in results if r[0] != "bad" and r[1] != 200),
         "bad_not_refused_as_expected": sum(1 for r in results if r[0] == "bad" and r[1] != r[2]),
         "errors_not_in_one_shape": sum(1 for r in results if not r[4]),
@@ -245,6 +255,32 @@ async def _load(host: str, port: int, mix, clients: int, seconds: float) -> list
     return results
 
 
+def summary(report: dict) -> str:
+    """The README's lines for a report: the throughput table beside the bare app, then the hostile mix and the
+    worst-case burst in one bullet each (tests/test_readme.py holds the README to them)."""
+    lines = []
+    if isinstance(report["throughput"], dict):
+        t = report["throughput"]
+        lines += ["| upload | zoo serve | bare Starlette + ONNX Runtime app | ratio |", "| --- | ---: | ---: | ---: |"]
+        for kind, label in (("png", "28×28 data-set PNG"), ("jpeg", "224×224 product-photo JPEG")):
+            cells = [f"{t[f'{server}, {kind}']['requests_per_second']:,.0f} req/s, p99 {t[f'{server}, {kind}']['p99_ms']} ms"
+                     for server in ("zoo serve", "bare app")]  # fmt: skip
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {t[f'ratio, {kind}']}× |")
+        lines.append("")
+    for key, what in (("hostile_mix", "Hostile mix"), ("worst_case_only", "Worst case only")):
+        h = report[key]
+        lines.append(
+            f"- {what}, {report['clients']} connections for {h['seconds']} s: {h['requests']:,} requests "
+            f"({h['good']:,} good, {h['bad']:,} malformed, {h['worst_case']:,} worst-case); "
+            + (f"good p99 {h['good_p99_ms']} ms, " if h["good"] else "")
+            + f"worst-case p50 {h['worst_case_p50_ms']} ms; {h['failed_good']} good or "
+            f"worst-case requests failed, {h['bad_not_refused_as_expected']} malformed ones not refused; server "
+            f"memory {h['rss_mib_idle']:,.0f} MiB idle, {h['rss_mib_peak']:,.0f} MiB peak, {h['rss_mib_after']:,.0f} MiB "
+            f"after; {'still serving' if h['still_serving'] else 'NOT serving'} afterwards, stopped in {h['stop_seconds']} s."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn_20k")
@@ -252,7 +288,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--summary", type=Path, help="print the README's lines for a saved report, and stop")
     args = parser.parse_args()
+    if args.summary:
+        print(summary(json.loads(args.summary.read_text())), end="")
+        return
     from zoo.core.device import cpu_info, usable_cores
 
     uploads = images()
@@ -263,8 +303,10 @@ def main() -> None:
         "throughput": throughput(args.model, args.workers, args.clients, args.seconds, uploads)
         if shutil.which("hey") else "skipped: hey is not installed (apt-get install hey)",
         "hostile_mix": hostile_mix(args.model, args.workers, args.clients, args.seconds, uploads),
+        "worst_case_only": hostile_mix(args.model, args.workers, args.clients, args.seconds, uploads, worst_only=True),
     }  # fmt: skip
     print(json.dumps(report, indent=2))
+    print(summary(report), end="")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
