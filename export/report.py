@@ -53,7 +53,7 @@ def main() -> None:
             try:
                 result = export_onnx(name, out=work / f"{name}-{precision}" / "m.onnx", **{precision: True}, **common)
                 r = result.reduced
-                deltas.append(f"{r['accuracy_delta']:+.2%} ({r['accuracy_torch']:.1%}→{r['accuracy_onnx']:.1%})")
+                deltas.append(f"{r['accuracy_delta']:+.2%} ({r['accuracy_torch']:.2%}→{r['accuracy_onnx']:.2%})")
             except ZooError as error:
                 deltas.append(f"failed: {error}")
         batches = fp32.validation["batches"]
