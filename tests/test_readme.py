@@ -1,0 +1,109 @@
+"""The README's figures are the records' figures: every accuracy it prints for shipped weights, and the
+tables that commands regenerate, are checked here against the manifest and the committed run records, so
+that a re-shipped model cannot leave a stale number in prose."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo.core.weights import manifest, shipped_weights
+from zoo.study import collect, markdown_table
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+FASHION_MNIST = [n for n in zoo.list_models() if n.startswith(("fcn_", "cnn_"))]
+
+
+def tables(text: str) -> list[list[list[str]]]:
+    """Every Markdown table in `text`, as rows of stripped cells (the header first, the rule dropped)."""
+    found, current = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not all(set(cell) <= set("-: ") for cell in cells):
+                current.append(cells)
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def table_with(header_cell: str) -> list[list[str]]:
+    (table,) = [t for t in tables(README) if header_cell in t[0]]
+    return table
+
+
+def percent(text: str) -> float:
+    return float(re.search(r"([\d.]+)%", text).group(1)) / 100
+
+
+def test_the_study_table_is_the_one_zoo_study_writes_from_the_records():
+    expected = markdown_table(collect(FASHION_MNIST, REPO / "docs" / "runs"))
+    assert expected in README, "README's FCN-vs-CNN table differs from `zoo study`'s: rerun `zoo study` and copy it"
+
+
+def test_every_shipped_accuracy_in_a_model_table_is_the_manifest_s():
+    """Tables with a "shipped weights" column (Fashion-MNIST and CIFAR-10) show each default tag's accuracy."""
+    checked = set()
+    for table in tables(README):
+        header = table[0]
+        columns = [i for i, cell in enumerate(header) if cell.startswith("shipped weights")]
+        if header[0] != "model" or not columns:
+            continue
+        for row in table[1:]:
+            name = row[0].strip("`")
+            if name in manifest():
+                assert row[columns[0]].startswith(f"{shipped_weights(name).metrics['test_accuracy']:.2%}"), name
+                checked.add(name)
+            else:
+                assert not re.match(r"[\d.]+%", row[columns[0]]), (
+                    f"{name} ships no weights, yet the README says it does"
+                )
+    assert checked == set(manifest())
+
+
+def test_the_export_fidelity_table_measured_the_shipped_weights():
+    """`python3 -m zoo.export.report --test-images 10000`: PyTorch's accuracy on the whole test set is the card's."""
+    table = table_with("fp32 top-1 agreement")
+    rows = [row for row in table[1:] if row[1] == "shipped"]
+    assert rows
+    for row in rows:
+        accuracy = shipped_weights(row[0]).metrics["test_accuracy"]
+        for cell in row[4:6]:  # int8 and fp16: "+0.01% (93.11%→93.12%)"
+            assert percent(cell.split("(")[1]) == pytest.approx(accuracy, abs=5e-5), row[0]
+
+
+def _load_test_module():
+    path = REPO / "benchmarks" / "load_test.py"
+    spec = importlib.util.spec_from_file_location("load_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SERVE_RECORDS = sorted((REPO / "benchmarks").glob("results-serve-*.json"))
+
+
+@pytest.mark.parametrize("record", SERVE_RECORDS, ids=[r.name for r in SERVE_RECORDS])
+def test_the_serving_figures_are_the_load_test_record_s(record):
+    """A load-test record the README cites is quoted as `load_test.py --summary` prints it."""
+    report = json.loads(record.read_text())
+    if f"benchmarks/{record.name}" not in README or "hostile_mix" not in report:
+        pytest.skip(f"{record.name} is not cited, or predates --summary")
+    assert _load_test_module().summary(report) in README
+
+
+def test_the_installed_sizes_are_the_measured_ones():
+    """`bash benchmarks/install_size.sh` wrote benchmarks/results-install-size.json; the README quotes it."""
+    measured = json.loads((REPO / "benchmarks" / "results-install-size.json").read_text())
+    rows = {row[0]: row for row in table_with("installed size")[1:]}
+    for variant, label in (("default", "`pip install -e .`"), ("gpu", '`pip install -e ".[gpu]"`'),
+                           ("torch", '`pip install -e ".[torch]"`')):  # fmt: skip
+        assert rows[label][1] == f"{measured[variant]['installed_mib']:,} MiB", variant
+    assert not measured["default"]["torch"] and measured["default"]["cuda_packages"] == 0
