@@ -107,3 +107,12 @@ def test_the_installed_sizes_are_the_measured_ones():
                            ("torch", '`pip install -e ".[torch]"`')):  # fmt: skip
         assert rows[label][1] == f"{measured[variant]['installed_mib']:,} MiB", variant
     assert not measured["default"]["torch"] and measured["default"]["cuda_packages"] == 0
+
+
+def test_the_one_liner_s_comment_is_what_it_computes():
+    line = next(line for line in README.splitlines() if line.startswith("probabilities = model(transform("))
+    name, stated = re.search(r"# (\S+) ([\d.]+), as `zoo predict` says", line).groups()
+    model, transform = zoo.create_model("cnn_20k", pretrained=True), zoo.transforms("cnn_20k")
+    probabilities = model(transform(str(REPO / "examples" / "3-dress.png"))[None]).softmax(1)[0]
+    top = int(probabilities.argmax())
+    assert model.pretrained_cfg["classes"][top] == name and f"{float(probabilities[top]):.3f}" == stated
