@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 import zoo
 from zoo.core.weights import manifest, shipped_weights
@@ -113,6 +114,7 @@ def test_the_one_liner_s_comment_is_what_it_computes():
     line = next(line for line in README.splitlines() if line.startswith("probabilities = model(transform("))
     name, stated = re.search(r"# (\S+) ([\d.]+), as `zoo predict` says", line).groups()
     model, transform = zoo.create_model("cnn_20k", pretrained=True), zoo.transforms("cnn_20k")
-    probabilities = model(transform(str(REPO / "examples" / "3-dress.png"))[None]).softmax(1)[0]
+    with torch.no_grad():
+        probabilities = model(transform(str(REPO / "examples" / "3-dress.png"))[None]).softmax(1)[0]
     top = int(probabilities.argmax())
     assert model.pretrained_cfg["classes"][top] == name and f"{float(probabilities[top]):.3f}" == stated
