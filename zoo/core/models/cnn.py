@@ -61,7 +61,7 @@ CNN_RECIPE = Recipe(
     epochs=30, batch_size=256, optimizer="sgd", lr=0.1, weight_decay=5e-4,
     label_smoothing=0.1, crop_padding=2, hflip=True, erasing=0.0,
 )  # fmt: skip
-# Found by `zoo tune cnn_10k` (docs/tune/cnn_10k.md) and shared by cnn_20k and cnn_50k (their cards
+# Found by `zoo tune cnn_10k` (docs/tune/cnn_10k.md) and shared by every CNN here (their cards
 # give the three-seed figures): ±1-pixel crops, little label smoothing, a higher learning rate, 50 epochs.
 TUNED_CNN_RECIPE = CNN_RECIPE.replace(
     epochs=50, lr=0.188, weight_decay=0.000372, label_smoothing=0.00819, crop_padding=1
@@ -78,8 +78,4 @@ def _cnn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs
 register(_cnn_spec("cnn_10k", 10_000, (8, 16, 16, 16, 24), params=9_698, macs=1_016_304, recipe=TUNED_CNN_RECIPE))
 register(_cnn_spec("cnn_20k", 20_000, (8, 16, 24, 24, 40), params=19_138, macs=1_637_392, recipe=TUNED_CNN_RECIPE))
 register(_cnn_spec("cnn_50k", 50_000, (16, 32, 32, 48, 48), params=49_370, macs=4_516_320, recipe=TUNED_CNN_RECIPE))
-register(
-    _cnn_spec(
-        "cnn_100k", 100_000, (16, 32, 48, 64, 88), params=98_298, macs=7_564_912, recipe=CNN_RECIPE.replace(epochs=45)
-    )
-)
+register(_cnn_spec("cnn_100k", 100_000, (16, 32, 48, 64, 88), params=98_298, macs=7_564_912, recipe=TUNED_CNN_RECIPE))
