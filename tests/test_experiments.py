@@ -83,6 +83,32 @@ def test_an_experiment_trains_reuses_and_documents_its_runs(data_dir, monkeypatc
     assert [row["label"] for row in rows] == ["ReLU", "SiLU"]
 
 
+def test_a_seeded_experiment_trains_each_variant_per_seed_and_tables_means(data_dir, monkeypatch, tmp_path):
+    quick = {"epochs": 1, "val_size": 500}
+    seeded = Experiment(
+        "seeded",
+        "seeded: flips or not",
+        (
+            Variant("flips", "fcn_50k", overrides={**quick, "teacher": ""}, limit_train=512),
+            Variant("no flips", "fcn_50k", overrides={**quick, "teacher": "", "hflip": False}, limit_train=512),
+        ),
+        "Do flips help?",
+        seeds=(0, 1),
+    )
+    assert seeded.variants[0].seeded(0) is seeded.variants[0]  # the recipe's own seed keeps the run's key
+    monkeypatch.setitem(experiments.EXPERIMENTS, "seeded", seeded)
+    rows = experiments.run_experiment("seeded", docs_dir=tmp_path, train=True, data_dir=data_dir)
+    assert [(r.label, r.seed) for r in rows] == [("flips", 0), ("flips", 1), ("no flips", 0), ("no flips", 1)]
+    assert len({r.run for r in rows}) == 4 and rows[0].val_accuracy != rows[1].val_accuracy
+    table = (tmp_path / "experiments" / "seeded.md").read_text()
+    for summary in experiments.summaries(rows):
+        mean = sum(summary.val) / 2
+        assert f"| {summary.label} | 2 | " in table and f"{mean:.2%} ± " in table
+    best = max(experiments.summaries(rows), key=lambda s: sum(s.val))
+    assert f"| {best.label} | 2 | **" in table  # chosen on validation
+    assert (tmp_path / "experiments" / "seeded.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_unknown_experiment_and_untrained_experiment_are_one_line_errors(capsys, tmp_path):
     assert main(["experiment", "colour"]) != 0
     assert "unknown experiment 'colour'" in capsys.readouterr().err

@@ -13,10 +13,12 @@ table and a plot to docs/experiments/<name>.{md,png}; the reference networks' ta
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +57,12 @@ class Variant:
             recipe = recipe.replace(epochs=max(recipe.epochs, min(1000, math.ceil(300 / steps))))
         return recipe
 
+    def seeded(self, seed: int) -> Variant:
+        """The same variant trained from another seed (itself for the recipe's own seed, so its key stays)."""
+        if seed == self.resolved_recipe().seed:
+            return self
+        return dataclasses.replace(self, overrides={**self.overrides, "seed": seed})
+
     def run_dir(self, runs_dir: Path) -> Path:
         return runs_dir / self.model / self.key()
 
@@ -76,6 +84,9 @@ class Experiment:
     question: str  # what the experiment answers, one line for the docs
     sizes: bool = False  # variants differ by training-set size: plot accuracy against it
     ablation: bool = False  # variants remove one mechanism each from the first: table the differences
+    # Each variant trained from each of these seeds; with more than one, the table gives means and spreads,
+    # since differences of a few tenths of a point between single runs are within seed noise.
+    seeds: tuple[int, ...] = (0,)
 
 
 # airbench's recipe at 10 epochs (its own length; warm-up 23% of it), and without one mechanism at a time.
@@ -89,6 +100,14 @@ ABLATIONS = (
     ("alternating flips: off (random flips)", {"alternating_flip": False}),
     ("reflected crops: off (zero padding)", {"crop_reflect": False}),
     ("triangular schedule: off (timm's cosine)", {"lr_schedule": "cosine"}),
+)
+
+# Teachers for the MLPs, by weights tag (a tag always means the same weights): none, the one that taught
+# the shipped fcn_50k and fcn_200k, and the shipped CNNs since.
+TEACHERS = (
+    ("no teacher", {"teacher": "", "distill_weight": 0.0}),
+    ("cnn_50k.v1", {"teacher": "cnn_50k.v1", "distill_weight": 0.9}),
+    ("cnn_50k.v2", {"teacher": "cnn_50k.v2", "distill_weight": 0.9}),
 )
 
 
@@ -156,6 +175,13 @@ EXPERIMENTS = {
             ablation=True,
         ),
         Experiment(
+            "fcn-teachers",
+            "Distillation teachers for fcn_50k (its registry recipe otherwise, 150 epochs)",
+            tuple(Variant(label, "fcn_50k", overrides=change) for label, change in TEACHERS),
+            "Does a stronger or a newer CNN teach the smallest MLP better? The shipped fcn_50k was taught by cnn_50k.v1.",
+            seeds=(0, 1, 2),
+        ),
+        Experiment(
             "train-size-fashion-mnist",
             "Accuracy vs training-set size, Fashion-MNIST (cnn_10k, zoo recipe, 15 epochs at full size)",
             _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, epochs=15),
@@ -181,6 +207,7 @@ class Row:
     run: str  # folder
     images_per_second: float | None = None  # training throughput
     test_accuracy_flip: float | None = None  # of the same weights with the image and its mirror only (ablations)
+    seed: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -204,7 +231,7 @@ def run_experiment(
     experiment = EXPERIMENTS[name]
     runs_dir = Path(docs_dir) / "experiments" / "runs"
     rows = []
-    for variant in experiment.variants:
+    for variant in (v.seeded(seed) for v in experiment.variants for seed in experiment.seeds):
         run_dir = variant.run_dir(runs_dir)
         if train:
             _train(variant, run_dir, data_dir, device)
@@ -217,7 +244,8 @@ def run_experiment(
     if not finished:
         raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with {{train=True}}")
     out = Path(docs_dir) / "experiments"
-    text = (ablation_markdown if experiment.ablation else markdown)(experiment, finished, len(rows))
+    write = seeds_markdown if len(experiment.seeds) > 1 else ablation_markdown if experiment.ablation else markdown
+    text = write(experiment, finished, len(rows))
     atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(text))
     plot(experiment, finished, out / f"{name}.png")
     if name == "reference":
@@ -285,7 +313,7 @@ def _row(variant: Variant, run_dir: Path) -> Row | None:
         params=report["params"], epochs=report["epochs"], train_accuracy=train_accuracy,
         val_accuracy=report["val_accuracy"], test_accuracy=report["test_accuracy"],
         train_seconds=report["train_seconds"], run=str(run_dir), images_per_second=report.get("images_per_second"),
-        test_accuracy_flip=flip_only["test_accuracy"] if flip_only else None,
+        test_accuracy_flip=flip_only["test_accuracy"] if flip_only else None, seed=config["recipe"]["seed"],
     )  # fmt: skip
 
 
@@ -337,6 +365,60 @@ def ablation_markdown(experiment: Experiment, rows: list[Row], planned: int) -> 
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """One variant over its seeds."""
+
+    label: str
+    rows: tuple[Row, ...]
+
+    @property
+    def val(self) -> list[float]:
+        return [r.val_accuracy for r in self.rows]
+
+    @property
+    def test(self) -> list[float]:
+        return [r.test_accuracy for r in self.rows]
+
+
+def summaries(rows: list[Row]) -> list[Summary]:
+    """The finished rows grouped by variant, in the experiment's order."""
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.label, []).append(row)
+    return [Summary(label, tuple(group)) for label, group in groups.items()]
+
+
+def _spread(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    return f"{mean:.2%} ± {statistics.stdev(values):.2%}" if len(values) > 1 else f"{mean:.2%}"
+
+
+def seeds_markdown(experiment: Experiment, rows: list[Row], planned: int) -> str:
+    """Mean ± standard deviation over seeds per variant; the variant chosen is the best by validation."""
+    groups = summaries(rows)
+    chosen = max(groups, key=lambda g: statistics.fmean(g.val))
+    seeds = ", ".join(map(str, experiment.seeds))
+    lines = [
+        f"# {experiment.title}", "", experiment.question, "",
+        f"Regenerate: `zoo experiment {experiment.name} --train` (finished runs are reused). Each variant trained "
+        f"from seeds {seeds}; accuracy on {_DATA_SET_NAMES[get_spec(rows[0].model).dataset]} of the "
+        "best-validation epoch, mean ± standard deviation over the seeds. The choice is made on validation "
+        "accuracy alone (in bold); the test set decides nothing here.", "",
+        "| variant | seeds | val acc. | val acc. per seed | test acc. | train time |",
+        "| --- | ---: | ---: | --- | ---: | ---: |",
+    ]  # fmt: skip
+    for g in groups:
+        val = f"**{_spread(g.val)}**" if g is chosen else _spread(g.val)
+        per_seed = " / ".join(f"{v:.2%}" for v in g.val)
+        seconds = statistics.fmean(r.train_seconds for r in g.rows)
+        lines.append(f"| {g.label} | {len(g.rows)} | {val} | {per_seed} | {_spread(g.test)} | {seconds:.0f} s |")
+    if len(rows) < planned:
+        lines += ["", f"{planned - len(rows)} of {planned} runs have not been trained yet."]
+    lines += ["", f"Hardware: {_hardware(rows)}.", "", f"![{experiment.title}]({experiment.name}.png)", ""]
+    return "\n".join(lines)
+
+
 def reference_table(rows: list[Row]) -> str:
     """README's table: study network, parameters, reported, reproduced (study recipe), with zoo's recipe."""
     by_model: dict[str, dict[str, Row]] = {}
@@ -363,6 +445,8 @@ def _hardware(rows: list[Row]) -> str:
 
 def plot(experiment: Experiment, rows: list[Row], path: Path) -> None:
     plt = pyplot()
+    if len(experiment.seeds) > 1:
+        return _plot_seeds(plt, experiment, rows, path)
     if experiment.ablation:
         return _plot_ablation(plt, experiment, rows, path)
     figure, axes = plt.subplots(figsize=(7.5, 4.2))
@@ -424,6 +508,31 @@ def _plot_ablation(plt, experiment: Experiment, rows: list[Row], path: Path) -> 
     low = min(100 * r.test_accuracy for r in rows) - 1.5
     axes.set_xlim(low, 100 * max(r.test_accuracy for r in rows) + 1)
     axes.set_xlabel("test accuracy (%), CIFAR-10 (JPEG test set)")
+    axes.grid(alpha=0.3, axis="x")
+    axes.legend(fontsize=7, loc="lower right")
+    axes.set_title(experiment.title, fontsize=9)
+    figure.tight_layout()
+    save_png(figure, path)
+
+
+def _plot_seeds(plt, experiment: Experiment, rows: list[Row], path: Path) -> None:
+    """Validation and test accuracy per variant: each seed a dot, the mean a bar."""
+    groups = summaries(rows)
+    figure, axes = plt.subplots(figsize=(8.5, 0.6 * len(groups) + 1.6))
+    positions = list(range(len(groups)))[::-1]
+    for offset, metric, colour in ((0.17, "val", "tab:green"), (-0.17, "test", "tab:blue")):
+        means = [100 * statistics.fmean(getattr(g, metric)) for g in groups]
+        axes.barh([p + offset for p in positions], means, height=0.3, color=colour, alpha=0.35,
+                  label=f"{'validation' if metric == 'val' else 'test'} (mean)")  # fmt: skip
+        for position, group, mean in zip(positions, groups, means, strict=True):
+            values = [100 * v for v in getattr(group, metric)]
+            axes.scatter(values, [position + offset] * len(values), color=colour, s=14, zorder=3)
+            axes.annotate(f"{mean:.2f}%", (max(values), position + offset), xytext=(4, -3),
+                          textcoords="offset points", fontsize=7)  # fmt: skip
+    every = [100 * v for g in groups for v in g.val + g.test]
+    axes.set_xlim(min(every) - 0.5, max(every) + 0.5)
+    axes.set_yticks(positions, [g.label for g in groups], fontsize=8)
+    axes.set_xlabel(f"accuracy (%), {_DATA_SET_NAMES[get_spec(rows[0].model).dataset]}; dots: one seed each")
     axes.grid(alpha=0.3, axis="x")
     axes.legend(fontsize=7, loc="lower right")
     axes.set_title(experiment.title, fontsize=9)

@@ -59,7 +59,7 @@ def experiment_command(
     name: Annotated[
         str,
         typer.Argument(
-            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, train-size-fashion-mnist, airbench-ablation or all."
+            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, train-size-fashion-mnist, airbench-ablation, fcn-teachers or all."
         ),
     ],
     train: Annotated[
@@ -73,7 +73,8 @@ def experiment_command(
     as_json: JsonFlag = False,
 ) -> None:
     """The studies' comparisons (reference networks, stride vs max-pool, ReLU vs SiLU, augmentation,
-    training-set size) and the airbench ablation, each a table and a plot in docs/experiments/."""
+    training-set size), the airbench ablation and the MLPs' teachers, each a table and a plot in
+    docs/experiments/."""
     from zoo.experiments import names, run_experiment
 
     chosen = names() if name == "all" else [name]
