@@ -158,3 +158,49 @@ def _n(value: object) -> str:
 
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
+
+
+# --- README's summary table, generated from saved results so that it cannot go stale ---------------------
+
+README_HEADER = (
+    "| model | batch 1, 1 thread: eager p50 | ONNX Runtime p50 | speed-up | batch 256: best backend (threads) "
+    "| images/s | its fraction of measured peak | ONNX Runtime fp32, 1 thread: fraction of fp32 peak "
+    "| eager accuracy, 1,000 test images (weights) |"
+)
+
+
+def readme_table(results: list[dict[str, Any]], weights_tag: Any = None) -> str:
+    """One line per model from saved `zoo benchmark` JSON documents (a later document's rows replace an
+    earlier one's for the same model): batch-1 latency eager and ONNX Runtime on one thread, the fastest
+    backend at batch 256, and the eager accuracy with the weights it was measured with. `weights_tag(model,
+    sha256)` names shipped weights by tag ("v2"), or returns None for others."""
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        measured = {}
+        for row in result["rows"]:
+            if not row.get("skipped"):
+                measured.setdefault(row["model"], []).append(row)
+        by_model.update(measured)
+    lines = [README_HEADER, "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for model, rows in by_model.items():
+        eager, ort = _pick(rows, EAGER, 1, 1), _pick(rows, "onnxruntime", 1, 1)
+        best = max((r for r in rows if r["batch_size"] == 256), key=lambda r: r["throughput"])
+        weights = eager["weights"]
+        tag = weights_tag(model, weights) if weights_tag and weights != "random-init" else None
+        which = "random init" if weights == "random-init" else tag or f"sha256 {weights[:12]}…"
+        lines.append(
+            f"| {model} | {_ms(eager['latency_ms']['p50'])} | {_ms(ort['latency_ms']['p50'])} "
+            f"| {eager['latency_ms']['p50'] / ort['latency_ms']['p50']:.1f}× | {best['backend']} ({best['threads']}) "
+            f"| {best['throughput']:,.0f} | {best['gflops_fraction']:.0%} "
+            f"| {_pick(rows, 'onnxruntime', 1, 256)['gflops_fraction']:.0%} | {eager['accuracy']:.1%} ({which}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _pick(rows: list[dict[str, Any]], backend: str, threads: int, batch: int) -> dict[str, Any]:
+    (row,) = [r for r in rows if (r["backend"], r["threads"], r["batch_size"]) == (backend, threads, batch)]
+    return row
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value >= 10 else f"{value:.3f} ms"
