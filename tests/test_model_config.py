@@ -40,7 +40,7 @@ def test_pretrained_cfg_says_how_to_run_the_model(model):
     assert cfg["model"] == NAME and cfg["dataset"] == "fashion_mnist" and cfg["classes"] == list(spec.classes)
     assert cfg["input_size"] == [1, 28, 28] and cfg["mean"] == [0.286] and cfg["std"] == [0.353]
     assert cfg["light_on_dark"] is True and cfg["tta_flip"] is True
-    assert cfg["weights_sha256"] == spec.weights_sha256 and cfg["photo_recipe"].startswith("zoo.light_on_dark/2")
+    assert cfg["weights_sha256"] == spec.weights_sha256 and cfg["photo_recipe"].startswith("zoo.light_on_dark/3")
     assert not model.training
     # The state dict is the bare network's, so checkpoints round-trip with or without the wrapper.
     assert set(model.state_dict()) == set(spec.build().state_dict())

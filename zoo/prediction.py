@@ -17,7 +17,7 @@ from PIL import Image
 from zoo.core.cache import cache_dir
 from zoo.core.errors import WeightsError, ZooError
 from zoo.core.files import sha256_file
-from zoo.core.images import ImageError, InputFile, expand_inputs, open_image, to_model_array
+from zoo.core.images import ImageError, InputFile, decode_side, expand_inputs, open_image, to_model_array
 from zoo.core.weights import manifest, shipped_weights, split_tag
 
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -112,7 +112,7 @@ def predict(
         try:
             if source.error is not None:
                 raise ImageError(source.label, source.error)
-            image = source.image if source.image is not None else open_image(source.label)
+            image = source.image if source.image is not None else open_image(source.label, decode_side(preprocessing))
             arrays.append(to_model_array(image, preprocessing))
             slots.append(len(predictions))
             predictions.append(None)

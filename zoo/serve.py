@@ -41,7 +41,7 @@ from starlette.formparsers import MultiPartParser
 from zoo import __version__
 from zoo.core.catalog import rows as catalog_rows
 from zoo.core.errors import ZooError
-from zoo.core.images import ImageError, decode_image, header_pixels, to_model_array
+from zoo.core.images import ImageError, decode_image, decode_side, header_pixels, to_model_array
 from zoo.core.weights import shipped_models
 from zoo.export.runtime import OnnxClassifier
 from zoo.prediction import default_model, onnx_at_hand, top_classes
@@ -328,7 +328,8 @@ async def _read_upload(request) -> tuple[str, bytes]:
 
 def _prepare(data: bytes, label: str, classifier: OnnxClassifier) -> np.ndarray:
     """Decode and preprocess by the recipe named in the ONNX file's metadata (the same code as `zoo predict`)."""
-    return to_model_array(decode_image(data, label), classifier.preprocessing)
+    preprocessing = classifier.preprocessing
+    return to_model_array(decode_image(data, label, decode_side(preprocessing)), preprocessing)
 
 
 def _prepare_large(data: bytes, label: str, model: ServedModel) -> np.ndarray:

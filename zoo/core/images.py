@@ -2,7 +2,8 @@
 
 Fashion-MNIST (`preprocessing.light_on_dark`) shows a light garment on a black background, produced by
 trimming, resizing the longest edge to 28, centring and negating product photos. A photo is brought to
-that convention by the same steps:
+that convention by the same steps, after decoding it at about 4× the input side (112 pixels: see
+DECODE_FACTOR):
 
 1. grey-scale (transparent pixels are laid on white first, as a viewer shows them);
 2. if the border (outer 10% frame, median) is brighter than the centre (middle half, mean), invert;
@@ -40,20 +41,25 @@ SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "I", "I;16", "I;16B", "I;16L", "I;16N")
 MAX_PIXELS = 40_000_000  # far above any real photo; a larger header is treated as a decompression bomb
 DARK_BORDER = 10  # border median (0-255) at or below which a grey image counts as already light-on-dark
-DECODE_SIDE = 256  # images decode (JPEG: at a reduced DCT scale) and shrink (box) to about this shorter side
+DECODE_SIDE = 256  # an image opened with no model in view decodes and shrinks to about this shorter side
+# For a model, images decode (JPEG: at a reduced DCT scale) and shrink (box) to about this many times its
+# input side: 112 pixels for 28x28. The Lanczos resize to 28-32 pixels gains nothing from more, and every
+# later step (grey, float, medians, trimming) costs in proportion to the pixels: a 224x224 product photo
+# runs the light-on-dark steps in about half the time of a full-size decode.
+DECODE_FACTOR = 4
 DECODE_STEP = (
-    "decode at the largest of 1, 1/2, 1/4, 1/8 scale (JPEG) or box-reduce by a whole factor (other formats) "
-    f"that keeps the shorter side at least {DECODE_SIDE} pixels; "
+    "decode at the largest of 1, 1/2, 1/4, 1/8 scale (JPEG) or box-reduce by a whole factor (other formats, "
+    f"and images given decoded) that keeps the shorter side at least {DECODE_FACTOR}x max(H, W); "
 )
 LIGHT_ON_DARK_RECIPE = (
-    "zoo.light_on_dark/2: " + DECODE_STEP + "grey (alpha laid on white); unchanged if already HxW with border "
+    "zoo.light_on_dark/3: " + DECODE_STEP + "grey (alpha laid on white); unchanged if already HxW with border "
     "median <= 10; "
     "else invert if the border (outer 10% frame, median) is brighter than the centre (middle half, mean); "
     "map the border median to 0 and the brightest pixel to 255; trim to pixels above 25.5; "
     "pad to a centred square with 0; resize (Lanczos) to HxW"
 )
 FIT_RECIPE = (
-    "zoo.fit/2: " + DECODE_STEP + "RGB (alpha laid on white), or grey; unchanged if already HxW; "
+    "zoo.fit/3: " + DECODE_STEP + "RGB (alpha laid on white), or grey; unchanged if already HxW; "
     "else resize the shorter side (Lanczos) and centre-crop to HxW"
 )
 
@@ -97,21 +103,27 @@ def expand_inputs(inputs: list[str | os.PathLike[str]]) -> list[InputFile]:
     return found
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and fully decode an image file, or raise ImageError with a one-line reason."""
+def decode_side(preprocessing: Preprocessing) -> int:
+    """The shorter side an image is decoded and shrunk to for a model with this input (see DECODE_FACTOR)."""
+    return DECODE_FACTOR * max(preprocessing.size)
+
+
+def open_image(path: str | os.PathLike[str], side: int = DECODE_SIDE) -> Image.Image:
+    """Open and fully decode an image file (to about `side` pixels on its shorter side, where it is
+    larger: pass `decode_side(preprocessing)` for a model), or raise ImageError with a one-line reason."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(path, "no such file" if not path.exists() else "not a regular file")
     if path.stat().st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
-    return _decode(path, path)
+    return _decode(path, path, side)
 
 
-def decode_image(data: bytes, label: str = "upload") -> Image.Image:
-    """Decode an image held in memory (an upload) with the same checks as `open_image`; nothing touches disk."""
+def decode_image(data: bytes, label: str = "upload", side: int = DECODE_SIDE) -> Image.Image:
+    """Decode an image held in memory (an upload) like `open_image` decodes a file; nothing touches disk."""
     if not data:
         raise ImageError(label, "empty file (0 bytes)")
-    return _decode(io.BytesIO(data), label)
+    return _decode(io.BytesIO(data), label, side)
 
 
 def header_pixels(data: bytes) -> int | None:
@@ -125,7 +137,7 @@ def header_pixels(data: bytes) -> int | None:
         return None
 
 
-def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.Image:
+def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str], side: int) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -147,18 +159,18 @@ def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.I
         image.seek(0)  # animated GIF / WebP: the first frame
         if image.format == "JPEG":
             # The decoder's own downscaling: a 48-megapixel phone photo decodes as 0.75 megapixels.
-            image.draft(image.mode, (DECODE_SIDE, DECODE_SIDE))
+            image.draft(image.mode, (side, side))
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(label, f"cannot decode, the file is truncated or corrupt ({error})") from error
-    return _shrunk(image)
+    return _shrunk(image, side)
 
 
-def _shrunk(image: Image.Image) -> Image.Image:
-    """A large image box-reduced by a whole factor towards DECODE_SIDE on its shorter side, in its own 8-bit
+def _shrunk(image: Image.Image, side: int) -> Image.Image:
+    """A large image box-reduced by a whole factor towards `side` on its shorter side, in its own 8-bit
     (or 16-bit) mode, before any float arithmetic: the models see 28-32 pixels, and a 40-megapixel PNG held
     as float32 would take 480 MB."""
-    factor = min(image.size) // DECODE_SIDE
+    factor = min(image.size) // side
     if factor < 2:
         return image
     # Averaging needs values, not palette indices; 16-bit grey reduces as 32-bit (its values unchanged).
@@ -179,6 +191,7 @@ def photo_recipe(preprocessing: Preprocessing) -> str:
 def to_model_array(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
     """A decoded image -> uint8 [C, H, W] at the model's input size, following the rules above."""
     height, width = preprocessing.size
+    image = _shrunk(image, decode_side(preprocessing))  # an image given decoded, or opened without the model
     if preprocessing.channels == 1:
         grey = _to_float(image, "L")
         if preprocessing.light_on_dark:

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from zoo.core.datasets import Preprocessing
-from zoo.core.images import open_image, to_model_array
+from zoo.core.images import decode_side, open_image, to_model_array
 
 
 def normalize(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
@@ -31,7 +31,7 @@ class ImageTransform:
 
     def __call__(self, image: str | os.PathLike[str] | Image.Image | np.ndarray) -> torch.Tensor:
         if isinstance(image, str | os.PathLike):
-            image = open_image(image)
+            image = open_image(image, decode_side(self.preprocessing))
         elif isinstance(image, np.ndarray):
             image = Image.fromarray(image)  # uint8 H×W (grey) or H×W×3/4 (RGB, RGBA), as PIL reads them
         array = to_model_array(image, self.preprocessing)
