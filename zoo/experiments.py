@@ -182,6 +182,19 @@ EXPERIMENTS = {
             seeds=(0, 1, 2),
         ),
         Experiment(
+            "cnn-teachers",
+            "Distillation for the smallest CNN: cnn_10k taught by the shipped cnn_100k (its registry recipe otherwise)",
+            (
+                Variant("no teacher (the registry's recipe)", "cnn_10k"),
+                Variant(
+                    "cnn_100k.v2, weight 0.9", "cnn_10k", overrides={"teacher": "cnn_100k.v2", "distill_weight": 0.9}
+                ),
+            ),
+            "Does the tuned CNN recipe gain from a teacher ten times its size (every crop's view taught)? The runs "
+            "without a teacher are the shipped study's (docs/runs/cnn_10k): the same recipe and seeds.",
+            seeds=(0, 1, 2),
+        ),
+        Experiment(
             "train-size-fashion-mnist",
             "Accuracy vs training-set size, Fashion-MNIST (cnn_10k, zoo recipe, 15 epochs at full size)",
             _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, epochs=15),

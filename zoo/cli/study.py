@@ -59,7 +59,7 @@ def experiment_command(
     name: Annotated[
         str,
         typer.Argument(
-            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, train-size-fashion-mnist, airbench-ablation, fcn-teachers or all."
+            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, train-size-fashion-mnist, airbench-ablation, fcn-teachers, cnn-teachers or all."
         ),
     ],
     train: Annotated[
