@@ -54,6 +54,19 @@ def test_every_tag_loads_its_own_pinned_bytes(tagged):
         zoo.create_model(f"{split_tag(tagged)[0]}.v0", pretrained=True)
 
 
+@pytest.mark.parametrize("family", ["fcn_", "cnn_"])
+def test_accuracy_rises_with_the_budget_in_each_family(family):
+    """A bigger budget never loses to a smaller one: by 3-seed mean and by the shipped seed (`zoo list`)."""
+    names = [name for name in zoo.list_models() if name.startswith(family)]
+    assert [zoo.get_spec(n).budget for n in names] == sorted(zoo.get_spec(n).budget for n in names)
+    for key in ("test_accuracy", "test_accuracy_mean"):
+        values = [shipped_weights(name).metrics[key] for name in names]
+        assert all(small < big for small, big in zip(values, values[1:], strict=False)), (
+            key,
+            dict(zip(names, values, strict=True)),
+        )
+
+
 def test_a_distilled_model_records_the_exact_teacher_its_recipe_names():
     """The recipe's teacher is a tag, and it is the weights that taught the shipped student (sha256 match)."""
     for name in manifest():
