@@ -414,14 +414,15 @@ def _spread(values: list[float]) -> str:
 def seeds_markdown(experiment: Experiment, rows: list[Row], planned: int) -> str:
     """Mean ± standard deviation over seeds per variant; the variant chosen is the best by validation."""
     groups = summaries(rows)
-    chosen = max(groups, key=lambda g: statistics.fmean(g.val))
+    # Means that print alike (to 0.01%) are a tie, and a tie keeps the variant listed first (the incumbent).
+    chosen = max(groups, key=lambda g: round(statistics.fmean(g.val), 4))
     seeds = ", ".join(map(str, experiment.seeds))
     lines = [
         f"# {experiment.title}", "", experiment.question, "",
         f"Regenerate: `zoo experiment {experiment.name} --train` (finished runs are reused). Each variant trained "
         f"from seeds {seeds}; accuracy on {_DATA_SET_NAMES[get_spec(rows[0].model).dataset]} of the "
         "best-validation epoch, mean ± standard deviation over the seeds. The choice is made on validation "
-        "accuracy alone (in bold); the test set decides nothing here.", "",
+        "accuracy alone (in bold; a tie keeps the first); the test set decides nothing here.", "",
         "| variant | seeds | val acc. | val acc. per seed | test acc. | train time |",
         "| --- | ---: | ---: | --- | ---: | ---: |",
     ]  # fmt: skip
