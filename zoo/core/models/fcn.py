@@ -36,18 +36,17 @@ FCN_RECIPE = Recipe(
     epochs=40, batch_size=256, optimizer="sgd", lr=0.1, weight_decay=5e-5,
     label_smoothing=0.1, crop_padding=0, hflip=True, dropout=0.1,
 )  # fmt: skip
-# Distillation from a shipped CNN (its soft labels of the image and its mirror) over a long schedule lifts
-# every MLP (their cards give the figures). The teacher is named by its weights tag, so the recipe always
-# means the weights it was measured with: cnn_50k.v1 taught the shipped fcn_200k.
-DISTILLED_FCN_RECIPE = FCN_RECIPE.replace(epochs=150, teacher="cnn_50k.v1", distill_weight=0.9)
-# With a teacher that labels each shifted view too, ±1-pixel crops stop hurting an MLP and help it a little:
-# the best of `zoo experiment fcn-teachers` (docs/experiments/fcn-teachers.md), taught by cnn_100k.v2.
-TAUGHT_SHIFTS_FCN_RECIPE = DISTILLED_FCN_RECIPE.replace(teacher="cnn_100k.v2", crop_padding=1)
+# Distillation from a shipped CNN (its soft labels for every view of each training image) over a long
+# schedule lifts every MLP (their cards give the figures). The teacher is named by its weights tag, so the
+# recipe always means the weights it was measured with. With a teacher that labels each shifted view too,
+# ±1-pixel crops stop hurting an MLP and help it: the best variant of `zoo experiment fcn-teachers`
+# (docs/experiments/fcn-teachers.md) for fcn_50k, confirmed on three seeds of fcn_100k and fcn_200k.
+DISTILLED_FCN_RECIPE = FCN_RECIPE.replace(epochs=150, teacher="cnn_100k.v2", distill_weight=0.9, crop_padding=1)
 # Found by `zoo tune fcn_100k` (docs/tune/fcn_100k-ema.md), with a third, narrower hidden layer: weight EMA,
-# a softer teacher and little label smoothing, taught by cnn_50k.v2.
+# a softer teacher and little label smoothing.
 FCN_100K_RECIPE = DISTILLED_FCN_RECIPE.replace(
     lr=0.129, weight_decay=3.44e-05, label_smoothing=0.0525, ema_decay=0.998, dropout=0.0123,
-    teacher="cnn_50k.v2", distill_weight=0.956, distill_temperature=6.0,
+    distill_weight=0.956, distill_temperature=6.0,
 )  # fmt: skip
 
 
@@ -58,6 +57,6 @@ def _fcn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs
     )  # fmt: skip
 
 
-register(_fcn_spec("fcn_50k", 50_000, (54, 54, 54), params=49_042, macs=48_708, recipe=TAUGHT_SHIFTS_FCN_RECIPE))
+register(_fcn_spec("fcn_50k", 50_000, (54, 54, 54), params=49_042, macs=48_708, recipe=DISTILLED_FCN_RECIPE))
 register(_fcn_spec("fcn_100k", 100_000, (100, 100, 64), params=95_978, macs=95_440, recipe=FCN_100K_RECIPE))
 register(_fcn_spec("fcn_200k", 200_000, (200, 200), params=199_610, macs=198_800, recipe=DISTILLED_FCN_RECIPE))
