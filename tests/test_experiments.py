@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from zoo import experiments
 from zoo.cli import main
 from zoo.core.summary import count_params
 from zoo.experiments import Experiment, Variant
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "experiments"
 
 # The figures the studies printed (their model summaries), not the registry's: the registry must match them.
 STUDY_PARAMETERS = {
@@ -107,6 +110,20 @@ def test_a_seeded_experiment_trains_each_variant_per_seed_and_tables_means(data_
     best = max(experiments.summaries(rows), key=lambda s: sum(s.val))
     assert f"| {best.label} | 2 | **" in table  # chosen on validation
     assert (tmp_path / "experiments" / "seeded.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", [n for n in experiments.names() if (DOCS / f"{n}.md").is_file()])
+def test_a_published_experiment_s_runs_are_all_found_under_the_keys_the_code_computes(name):
+    """A committed table stays reproducible: every run it plans is committed under the folder name the code
+    derives from the variant, so `zoo experiment NAME --train` reuses them all instead of training again
+    (a recipe field added later, or a registry recipe changed under a variant, would orphan them), and the
+    table is the one those records give."""
+    experiment = experiments.EXPERIMENTS[name]
+    planned = [v.seeded(seed) for v in experiment.variants for seed in experiment.seeds]
+    rows = [experiments._row(v, v.run_dir(DOCS / "runs")) for v in planned]
+    assert all(rows), [v.label for v, row in zip(planned, rows, strict=True) if row is None]
+    write = experiments.writer(experiment)
+    assert write(experiment, rows, len(rows)) == (DOCS / f"{name}.md").read_text()
 
 
 def test_unknown_experiment_and_untrained_experiment_are_one_line_errors(capsys, tmp_path):

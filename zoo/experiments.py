@@ -67,9 +67,11 @@ class Variant:
         return runs_dir / self.model / self.key()
 
     def key(self) -> str:
-        """Folder name: what the run is, readable, plus a hash of everything that defines it."""
+        """Folder name: what the run is, readable, plus a hash of everything that defines it. The recipe
+        enters as its changes from the Recipe defaults, so a field added later (off by default) leaves every
+        earlier run's key, and so its reuse, as it was."""
         definition = json.dumps(
-            {"model": self.model, "recipe": self.resolved_recipe().to_dict(), "limit_train": self.limit_train},
+            {"model": self.model, "recipe": self.resolved_recipe().changes(), "limit_train": self.limit_train},
             sort_keys=True,
         )
         size = f"-n{self.limit_train}" if self.limit_train else ""
@@ -105,10 +107,10 @@ ABLATIONS = (
 # Teachers for the MLPs, by weights tag (a tag always means the same weights): none, the one that taught
 # the shipped fcn_50k and fcn_200k, and the shipped CNNs since; then the strongest one on shifted views.
 TEACHERS = (
-    ("no teacher", {"teacher": "", "distill_weight": 0.0}),
-    ("cnn_50k.v1", {"teacher": "cnn_50k.v1", "distill_weight": 0.9}),
-    ("cnn_50k.v2", {"teacher": "cnn_50k.v2", "distill_weight": 0.9}),
-    ("cnn_100k.v2", {"teacher": "cnn_100k.v2", "distill_weight": 0.9}),
+    ("no teacher", {"teacher": "", "distill_weight": 0.0, "crop_padding": 0}),
+    ("cnn_50k.v1", {"teacher": "cnn_50k.v1", "distill_weight": 0.9, "crop_padding": 0}),
+    ("cnn_50k.v2", {"teacher": "cnn_50k.v2", "distill_weight": 0.9, "crop_padding": 0}),
+    ("cnn_100k.v2", {"teacher": "cnn_100k.v2", "distill_weight": 0.9, "crop_padding": 0}),
     # Shifted views, each with the teacher's own answer for it: crops hurt an MLP on hard labels, but a
     # teacher that labels every view consistently turns them into more distinct examples to match.
     ("cnn_100k.v2, ±1-pixel crops taught", {"teacher": "cnn_100k.v2", "distill_weight": 0.9, "crop_padding": 1}),
@@ -261,13 +263,17 @@ def run_experiment(
     if not finished:
         raise ZooError(f"experiment {name!r} has no finished run in {runs_dir}: run it with {{train=True}}")
     out = Path(docs_dir) / "experiments"
-    write = seeds_markdown if len(experiment.seeds) > 1 else ablation_markdown if experiment.ablation else markdown
-    text = write(experiment, finished, len(rows))
+    text = writer(experiment)(experiment, finished, len(rows))
     atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(text))
     plot(experiment, finished, out / f"{name}.png")
     if name == "reference":
         atomic_write(Path(docs_dir) / "reference.md", lambda tmp: tmp.write_text(reference_table(finished)))
     return finished
+
+
+def writer(experiment: Experiment):
+    """The function that writes this experiment's Markdown table."""
+    return seeds_markdown if len(experiment.seeds) > 1 else ablation_markdown if experiment.ablation else markdown
 
 
 def _train(variant: Variant, run_dir: Path, data_dir, device) -> None:

@@ -88,6 +88,11 @@ class Recipe:
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
+    def changes(self) -> dict[str, object]:
+        """The fields that differ from a default Recipe()."""
+        defaults = Recipe().to_dict()
+        return {key: value for key, value in self.to_dict().items() if value != defaults[key]}
+
 
 def _coerce(key: str, value: object, kind: type) -> object:
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
