@@ -192,3 +192,20 @@ def test_default_model_and_missing_weights(monkeypatch, capsys):
     monkeypatch.setattr(prediction, "manifest", lambda: {})
     with pytest.raises(zoo.ZooError, match="no Fashion-MNIST model ships trained weights"):
         default_model()
+
+
+def test_photos_decode_at_four_times_the_model_input_whichever_way_they_arrive(tmp_path):
+    """A 224x224 photo decodes (JPEG: at half DCT scale) and box-shrinks to 112 px for a 28x28 model and stays
+    224 px for a 32x32 one (128 px needed); a PIL image handed over decoded gets the same shrink, so a PNG file
+    and the same image in memory give the same model input."""
+    from zoo.core.images import decode_image, decode_side
+
+    photo = Image.open(EXAMPLES / "3-dress.png").convert("RGB").resize((224, 224), Image.Resampling.LANCZOS)
+    photo.save(tmp_path / "dress.jpg", quality=90)
+    photo.save(tmp_path / "dress.png")
+    assert decode_side(FASHION_MNIST) == 112 and decode_side(CIFAR10) == 128
+    assert open_image(tmp_path / "dress.jpg", decode_side(FASHION_MNIST)).size == (112, 112)
+    assert decode_image((tmp_path / "dress.jpg").read_bytes(), side=decode_side(CIFAR10)).size == (224, 224)
+    from_file = to_model_array(open_image(tmp_path / "dress.png", decode_side(FASHION_MNIST)), FASHION_MNIST)
+    np.testing.assert_array_equal(from_file, to_model_array(photo, FASHION_MNIST))
+    assert zoo.predict(tmp_path / "dress.jpg", model="cnn_20k")[0].top[0]["class"] == "Dress"
