@@ -105,7 +105,7 @@ ABLATIONS = (
 )
 
 # Teachers for the MLPs, by weights tag (a tag always means the same weights): none, the one that taught
-# the shipped fcn_50k and fcn_200k, and the shipped CNNs since; then the strongest one on shifted views.
+# fcn_50k.v1 and fcn_200k.v1, and the shipped CNNs since; then the strongest one on shifted views.
 TEACHERS = (
     ("no teacher", {"teacher": "", "distill_weight": 0.0, "crop_padding": 0}),
     ("cnn_50k.v1", {"teacher": "cnn_50k.v1", "distill_weight": 0.9, "crop_padding": 0}),
@@ -184,7 +184,7 @@ EXPERIMENTS = {
             "fcn-teachers",
             "Distillation teachers for fcn_50k (its registry recipe otherwise, 150 epochs)",
             tuple(Variant(label, "fcn_50k", overrides=change) for label, change in TEACHERS),
-            "Does a stronger or a newer CNN teach the smallest MLP better? The shipped fcn_50k was taught by cnn_50k.v1.",
+            "Does a stronger or a newer CNN teach the smallest MLP better? fcn_50k.v1 was taught by cnn_50k.v1.",
             seeds=(0, 1, 2),
         ),
         Experiment(
