@@ -51,7 +51,7 @@ MAX_BATCH = 64  # requests gathered into one ONNX Runtime call at most
 HEAVY_PIXELS = 4_000_000  # uploads declaring more pixels decode one at a time per process, on one thread
 # Uploads declaring at most this many pixels (or none: not an image, refused at once) decode on the event loop:
 # a data-set image takes well under a millisecond, less than a hop to a thread and back under load; a 224x224
-# photo through the photo recipe takes about one, still short enough not to hold other requests up.
+# photo through the photo recipe (decoded at 4x the model's input side) takes about half of one.
 INLINE_PIXELS = 512 * 512
 log = logging.getLogger(__name__)
 MODELS_ENV = "ZOO_SERVE_MODELS"  # comma-separated models, for `uvicorn zoo.serve:create_app --factory` run by hand
