@@ -3,6 +3,7 @@
     BARE_ONNX=weights/cnn_20k.v1.onnx uvicorn --app-dir benchmarks bare_app:app --workers 2 --port 8001
 
 Decode, grey or RGB, resize to the input, normalise, one session run, softmax: no batching, no checks.
+ONNX Runtime's default threads, or BARE_THREADS intra-op threads per worker (the one setting `zoo serve` tunes).
 """
 
 import io
@@ -16,7 +17,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-session = ort.InferenceSession(os.environ["BARE_ONNX"], providers=["CPUExecutionProvider"])
+options = ort.SessionOptions()
+options.intra_op_num_threads = int(os.environ.get("BARE_THREADS", "0"))  # 0: ONNX Runtime's default
+session = ort.InferenceSession(os.environ["BARE_ONNX"], options, providers=["CPUExecutionProvider"])
 meta = {
     k: json.loads(v)
     for k, v in session.get_modelmeta().custom_metadata_map.items()

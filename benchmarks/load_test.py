@@ -4,7 +4,8 @@
     python3 benchmarks/load_test.py --summary FILE    # the README's lines for a saved report
 
 1. Throughput (needs `hey`, Debian's package): requests/s and p99 of `zoo serve` and of the bare app, side by
-   side, under the same load, for a 28x28 data-set PNG and a 224x224 product-photo JPEG.
+   side, under the same load, for a 28x28 data-set PNG and a 224x224 product-photo JPEG; the bare app both
+   as written (ONNX Runtime's default threads) and with the cores split between its workers, as zoo serve does.
 2. Hostile mix: `--clients` keep-alive connections send good images, malformed files and worst-case legal
    uploads (a 6300x6300 PNG, just under the 40-megapixel limit) for `--seconds`. Reported: the servers' peak
    and idle memory (RSS of all processes), good requests' p99, that every bad upload got a 4xx JSON error,
@@ -92,13 +93,21 @@ def zoo_server(model: str, port: int, workers: int) -> subprocess.Popen:
                   "--workers", str(workers)], port)  # fmt: skip
 
 
-def bare_server(model: str, port: int, workers: int) -> subprocess.Popen:
+def bare_server(model: str, port: int, workers: int, threads: int = 0) -> subprocess.Popen:
+    """The bare app; `threads`: ONNX Runtime intra-op threads per worker (0: its default, one per core)."""
     from zoo.core.weights import shipped_weights
 
     onnx = shipped_weights(model).onnx_verified()
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(REPO / "benchmarks"), "bare_app:app", "--port",
                str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    return start(command, port, {"BARE_ONNX": str(onnx)})
+    return start(command, port, {"BARE_ONNX": str(onnx), "BARE_THREADS": str(threads)})
+
+
+def tuned_bare_server(model: str, port: int, workers: int) -> subprocess.Popen:
+    """The bare app with the thread setting `zoo serve` makes: the cores split between the workers."""
+    from zoo.core.device import usable_cores
+
+    return bare_server(model, port, workers, threads=max(1, usable_cores() // workers))
 
 
 def hey(url: str, body: bytes, content_type: str, clients: int, seconds: float) -> dict[str, float]:
@@ -119,7 +128,8 @@ def throughput(model: str, workers: int, clients: int, seconds: float, uploads: 
     results = {}
     for kind, content_type in (("png", "image/png"), ("jpeg", "image/jpeg")):
         for name, server, path in (("zoo serve", zoo_server, f"/v1/models/{model}/predict"),
-                                   ("bare app", bare_server, "/predict")):  # fmt: skip
+                                   ("bare app", bare_server, "/predict"),
+                                   ("bare app, tuned threads", tuned_bare_server, "/predict")):  # fmt: skip
             port = free_port()
             process = server(model, port, workers)
             try:
@@ -128,8 +138,10 @@ def throughput(model: str, workers: int, clients: int, seconds: float, uploads: 
                                                  clients, seconds)  # fmt: skip
             finally:
                 stop(process)
-        zoo, bare = results[f"zoo serve, {kind}"], results[f"bare app, {kind}"]
-        results[f"ratio, {kind}"] = round(zoo["requests_per_second"] / bare["requests_per_second"], 2)
+        zoo = results[f"zoo serve, {kind}"]["requests_per_second"]
+        results[f"ratio, {kind}"] = round(zoo / results[f"bare app, {kind}"]["requests_per_second"], 2)
+        tuned = results[f"bare app, tuned threads, {kind}"]["requests_per_second"]
+        results[f"ratio to tuned, {kind}"] = round(zoo / tuned, 2)
     return results
 
 
@@ -261,11 +273,14 @@ def summary(report: dict) -> str:
     lines = []
     if isinstance(report["throughput"], dict):
         t = report["throughput"]
-        lines += ["| upload | zoo serve | bare Starlette + ONNX Runtime app | ratio |", "| --- | ---: | ---: | ---: |"]
+        tuned = "bare app, tuned threads, png" in t  # records before it have two servers
+        lines += ["| upload | zoo serve | bare app | ratio |" + (" bare app, tuned threads | ratio |" if tuned else ""),
+                  "| --- | ---: | ---: | ---: |" + (" ---: | ---: |" if tuned else "")]  # fmt: skip
         for kind, label in (("png", "28×28 data-set PNG"), ("jpeg", "224×224 product-photo JPEG")):
             cells = [f"{t[f'{server}, {kind}']['requests_per_second']:,.0f} req/s, p99 {t[f'{server}, {kind}']['p99_ms']} ms"
-                     for server in ("zoo serve", "bare app")]  # fmt: skip
-            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {t[f'ratio, {kind}']}× |")
+                     for server in ("zoo serve", "bare app", "bare app, tuned threads")[: 3 if tuned else 2]]  # fmt: skip
+            row = f"| {label} | {cells[0]} | {cells[1]} | {t[f'ratio, {kind}']}× |"
+            lines.append(row + (f" {cells[2]} | {t[f'ratio to tuned, {kind}']}× |" if tuned else ""))
         lines.append("")
     for key, what in (("hostile_mix", "Hostile mix"), ("worst_case_only", "Worst case only")):
         h = report[key]

@@ -11,10 +11,13 @@ from zoo.core.errors import ZooError
 from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
 
 
-def inference_session(model: str | os.PathLike[str] | bytes):
+def inference_session(model: str | os.PathLike[str] | bytes, threads: int | None = None):
+    """A CPU session; `threads` caps its intra-op threads (ONNX Runtime's default: one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
     options.log_severity_level = 3  # warnings about unused initializers etc. are noise for users
     # CPU only: the comparison against PyTorch must not depend on which GPU kernels exist.
     source = model if isinstance(model, bytes) else str(model)
@@ -24,12 +27,12 @@ def inference_session(model: str | os.PathLike[str] | bytes):
 class OnnxClassifier:
     """An exported zoo model: `logits(normalized NCHW float32)` plus its metadata and preprocessing."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None):
         path = Path(path)
         if not path.is_file():
             raise ZooError(f"ONNX file {path} does not exist", argument="onnx")
         try:
-            self.session = inference_session(path)
+            self.session = inference_session(path, threads)
         except Exception as error:  # onnxruntime raises its own untyped exceptions for bad files
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ZooError(f"{path} is not a loadable ONNX model ({first_line})", argument="onnx") from error

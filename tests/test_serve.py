@@ -266,3 +266,12 @@ def test_each_request_is_logged_in_one_line(client, caplog):
         client.get("/healthz")
     (line,) = [r.getMessage() for r in caplog.records if r.name == "zoo.serve"]
     assert " GET /healthz 200 " in line and line.endswith(" ms")
+
+
+def test_worker_sessions_run_on_their_share_of_the_cores():
+    """`zoo serve --workers N` gives each worker's sessions cores // N intra-op threads: ONNX Runtime's default
+    (a spinning thread per core in every process) made requests wait for a core under load."""
+    served = create_app(["cnn_20k"], threads=1).state.models
+    assert served["cnn_20k"].classifier.session.get_session_options().intra_op_num_threads == 1
+    default = create_app(["cnn_20k"]).state.models
+    assert default["cnn_20k"].classifier.session.get_session_options().intra_op_num_threads == 0  # ORT's own

@@ -40,6 +40,7 @@ from starlette.formparsers import MultiPartParser
 
 from zoo import __version__
 from zoo.core.catalog import rows as catalog_rows
+from zoo.core.device import usable_cores
 from zoo.core.errors import ZooError
 from zoo.core.images import ImageError, decode_image, decode_side, header_pixels, to_model_array
 from zoo.core.weights import shipped_models
@@ -140,18 +141,20 @@ def model_files(names: list[str] | None = None) -> dict[str, Path]:
     return files
 
 
-def load_models(names: list[str] | None = None) -> dict[str, ServedModel]:
+def load_models(names: list[str] | None = None, threads: int | None = None) -> dict[str, ServedModel]:
     """The ONNX Runtime sessions of `model_files(names)`, loaded once per server process, in the registry's
-    order (`zoo list`: data set, family, size)."""
+    order (`zoo list`: data set, family, size), each with at most `threads` intra-op threads."""
     files = model_files(names)
     order = [row["name"] for row in catalog_rows() if row["name"] in files]
-    return {name: ServedModel(OnnxClassifier(files[name])) for name in order}
+    return {name: ServedModel(OnnxClassifier(files[name], threads)) for name in order}
 
 
-def create_app(models: list[str] | None = None) -> FastAPI:
-    """The FastAPI application serving `models` (default: $ZOO_SERVE_MODELS, else every shipped model)."""
+def create_app(models: list[str] | None = None, threads: int | None = None) -> FastAPI:
+    """The FastAPI application serving `models` (default: $ZOO_SERVE_MODELS, else every shipped model).
+    `threads`: ONNX Runtime's intra-op threads per session (default: one per core); `serve` gives each of its
+    worker processes its share of the cores."""
     env_models = [m for m in os.environ.get(MODELS_ENV, "").split(",") if m]
-    served = load_models(models or env_models or None)
+    served = load_models(models or env_models or None, threads)
     app = FastAPI(
         title="zoo",
         summary="Small image classifiers at fixed parameter budgets, served with ONNX Runtime.",
@@ -369,8 +372,13 @@ def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 
     model_files(models)  # fail here, with one line, rather than in every worker; the workers load the sessions
     logging_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     logging_config["loggers"][__name__] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    # Each worker process runs its sessions on its share of the cores. ONNX Runtime's default, a thread per
+    # core in every process, puts workers x cores threads on the cores, and its threads spin between calls:
+    # under load, requests then wait tens of milliseconds for a core (a hostile-mix p99 of ~125 ms instead of
+    # ~70 ms with 2 workers on 2 cores, benchmarks/load_test.py).
+    threads = max(1, usable_cores() // workers)
     config = uvicorn.Config(
-        functools.partial(create_app, models), factory=True, host=host, port=port, workers=workers,
+        functools.partial(create_app, models, threads), factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False, log_config=logging_config,
         # A stop (Ctrl-C, SIGTERM) waits at most this long for requests in flight: they take milliseconds.
         timeout_graceful_shutdown=1,
