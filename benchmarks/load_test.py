@@ -105,9 +105,9 @@ def bare_server(model: str, port: int, workers: int, threads: int = 0) -> subpro
 
 def tuned_bare_server(model: str, port: int, workers: int) -> subprocess.Popen:
     """The bare app with the thread setting `zoo serve` makes: the cores split between the workers."""
-    from zoo.core.device import usable_cores
+    from zoo.serve import threads_per_worker
 
-    return bare_server(model, port, workers, threads=max(1, usable_cores() // workers))
+    return bare_server(model, port, workers, threads=threads_per_worker(workers))
 
 
 def hey(url: str, body: bytes, content_type: str, clients: int, seconds: float) -> dict[str, float]:

@@ -363,6 +363,11 @@ def _png_data_url(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def threads_per_worker(workers: int) -> int:
+    """ONNX Runtime intra-op threads for each of `workers` server processes: the usable cores split between them."""
+    return max(1, usable_cores() // workers)
+
+
 def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Run the server (blocking). With workers > 1, that many processes share the port (uvicorn's supervisor);
     each builds its app from `models` itself, so nothing is passed through the environment."""
@@ -376,7 +381,7 @@ def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 
     # core in every process, puts workers x cores threads on the cores, and its threads spin between calls:
     # under load, requests then wait tens of milliseconds for a core (a hostile-mix p99 of ~125 ms instead of
     # ~70 ms with 2 workers on 2 cores, benchmarks/load_test.py).
-    threads = max(1, usable_cores() // workers)
+    threads = threads_per_worker(workers)
     config = uvicorn.Config(
         functools.partial(create_app, models, threads), factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False, log_config=logging_config,
