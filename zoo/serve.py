@@ -379,8 +379,7 @@ def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 
     logging_config["loggers"][__name__] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     # Each worker process runs its sessions on its share of the cores. ONNX Runtime's default, a thread per
     # core in every process, puts workers x cores threads on the cores, and its threads spin between calls:
-    # under load, requests then wait tens of milliseconds for a core (a hostile-mix p99 of ~125 ms instead of
-    # ~70 ms with 2 workers on 2 cores, benchmarks/load_test.py).
+    # under load, requests then wait for a core (the load test's record, README's "Serving under load").
     threads = threads_per_worker(workers)
     config = uvicorn.Config(
         functools.partial(create_app, models, threads), factory=True, host=host, port=port, workers=workers,
