@@ -8,6 +8,7 @@ import base64
 import io
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -24,12 +25,13 @@ from PIL import Image
 import zoo
 from zoo.cli import main
 from zoo.core.images import to_model_array
+from zoo.decoder import prepare
 from zoo.prediction import default_model
 
 fastapi = pytest.importorskip("fastapi", reason="zoo serve's extra is not installed: pip install -e '.[serve]'")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from zoo.serve import MAX_UPLOAD_BYTES, create_app  # noqa: E402
+from zoo.serve import HEAVY_PIXELS, MAX_UPLOAD_BYTES, create_app  # noqa: E402
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.png"))
 NAME = "cnn_20k"
@@ -130,6 +132,38 @@ def test_large_multipart_uploads_stay_in_memory(client, monkeypatch, tmp_path):
     assert response.status_code == 200 and list(tmp_path.iterdir()) == []
 
 
+def _large_png(side: int = 2100) -> bytes:
+    """A photo-like PNG above HEAVY_PIXELS (a dress on a light background) that compresses to a few KB."""
+    assert side * side > HEAVY_PIXELS
+    photo = Image.new("RGB", (side, side), (236, 236, 232))
+    photo.paste(Image.open(EXAMPLES[3]).convert("RGB").resize((side // 2, side // 2)), (side // 4, side // 4))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_large_uploads_decode_in_their_own_process_as_zoo_predict_does(client, tmp_path):
+    """Uploads above HEAVY_PIXELS go to the decoding process: the same input as `zoo predict`'s, the same
+    answer, and a corrupt one still gets its one-line error (the error crosses the process intact)."""
+    data = _large_png()
+    answer = client.post(
+        f"/v1/models/{NAME}/predict?include_input=true", content=data, headers={"x-file-name": "big.png"}
+    )
+    assert answer.status_code == 200, answer.text
+    seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(answer.json()["input_png"].split(",", 1)[1]))))
+    np.testing.assert_array_equal(seen, prepare(data, "big.png", zoo.get_spec(NAME).preprocessing)[0])
+    (tmp_path / "big.png").write_bytes(data)
+    (expected,) = zoo.predict(tmp_path / "big.png", model=NAME, backend="onnxruntime")
+    assert answer.json() == {
+        **expected.to_dict(),
+        "file": "big.png",
+        "input_png": answer.json()["input_png"],
+        "latency_ms": answer.json()["latency_ms"],
+    }
+    truncated = client.post(f"/v1/models/{NAME}/predict", content=data[: len(data) // 2])
+    assert truncated.status_code == 400 and "truncated or corrupt" in truncated.json()["error"]
+
+
 def test_concurrent_requests_are_batched(app):
     import httpx
 
@@ -176,30 +210,82 @@ def _browser_or_skip():
     return chromium, driver
 
 
-@pytest.fixture(scope="module")
-def server():
+def _start_server(*options: str) -> tuple[subprocess.Popen, str]:
+    """A real `zoo serve` on a free port, once it answers /healthz."""
+    import httpx
+
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "serve", "--port", str(port)], env=env,
+        [sys.executable, "-m", "zoo.cli", "serve", "--port", str(port), *options], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    import httpx
-
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
+                return process, url
         except httpx.HTTPError:
             time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("zoo serve did not come up: " + process.stderr.read())
+    process.kill()
+    pytest.fail("zoo serve did not come up: " + process.stderr.read())
+
+
+@pytest.fixture(scope="module")
+def server():
+    process, url = _start_server()
     yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+def _children(pid: int) -> list[int]:
+    listing = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True).stdout
+    return [int(child) for child in listing.split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_a_stop_does_not_wait_for_a_large_decode_in_flight():
+    """SIGTERM while a worst-case legal upload (6300x6300, seconds of decoding) is in its decoding process:
+    the decode is killed rather than waited for, its client is told the server is stopping, and the server
+    exits leaving no process behind."""
+    import threading
+
+    import httpx
+
+    pattern = np.tile((np.arange(6300, dtype=np.uint16) * 7 % 256).astype(np.uint8), (6300, 1))
+    buffer = io.BytesIO()
+    Image.fromarray(pattern, "L").save(buffer, "PNG", compress_level=1)
+    process, url = _start_server("--models", NAME)
+    answers = []
+    upload = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(f"{url}/v1/models/{NAME}/predict", content=buffer.getvalue(), timeout=60)
+        )
+    )
+    upload.start()
+    deadline = time.monotonic() + 30
+    while len(_children(process.pid)) < 2 and time.monotonic() < deadline:  # the decoder and its resource tracker
+        time.sleep(0.05)
+    children = _children(process.pid)
+    time.sleep(0.3)  # the upload is in the decoding process now
+    process.terminate()
+    # uvicorn stops gracefully, then re-raises the signal it caught: the exit status of a SIGTERM
+    assert process.wait(timeout=20) in (0, -signal.SIGTERM), process.stderr.read()
+    upload.join(timeout=20)
+    assert len(children) >= 1 and len(answers) == 1
+    assert answers[0].status_code == 503 and "stopping" in answers[0].json()["error"]
+    time.sleep(0.5)
+    assert [child for child in children if _running(child)] == []
+    assert "Traceback" not in process.stderr.read()
 
 
 def test_web_page_classifies_an_uploaded_example(server, tmp_path):

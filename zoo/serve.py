@@ -15,14 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import ctypes
-import ctypes.util
 import functools
 import io
 import logging
 import os
-import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,8 +38,9 @@ from zoo import __version__
 from zoo.core.catalog import rows as catalog_rows
 from zoo.core.device import usable_cores
 from zoo.core.errors import ZooError
-from zoo.core.images import ImageError, decode_image, decode_side, header_pixels, to_model_array
+from zoo.core.images import ImageError, header_pixels
 from zoo.core.weights import shipped_models
+from zoo.decoder import DecoderDied, LargeDecoder, prepare
 from zoo.export.runtime import OnnxClassifier
 from zoo.prediction import default_model, onnx_at_hand, top_classes
 
@@ -176,11 +173,8 @@ def create_app(models: list[str] | None = None, threads: int | None = None) -> F
     def list_served() -> list[dict]:
         return [model.describe() | {"default": name == default} for name, model in served.items()]
 
-    # Large decodes run one at a time on one thread of their own: worst-case legal uploads queue behind each
-    # other while ordinary images, which take a millisecond, never wait for them. One thread also means one
-    # malloc arena, which is trimmed after each (glibc keeps freed memory per thread otherwise: 40 pool
-    # threads each holding a 120 MB decode took a server past 2 GB).
-    heavy = ThreadPoolExecutor(1, thread_name_prefix="zoo-large-decode", initializer=_lowest_priority)
+    heavy = LargeDecoder()
+    app.router.on_shutdown.append(heavy.shutdown)
     app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)(_predict_route(served, heavy))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -208,7 +202,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _predict_route(served: dict[str, ServedModel], heavy: ThreadPoolExecutor):
+def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
     async def predict(name: str, request: Request, topk: int = 5, include_input: bool = False):
         """Classify one image. The answer is `zoo predict --json`'s object: `file`, `model`, `backend` and
         `top` (classes with probabilities, best first); `include_input=true` adds `input_png` (the image as
@@ -231,13 +225,15 @@ def _predict_route(served: dict[str, ServedModel], heavy: ThreadPoolExecutor):
         try:
             pixels = header_pixels(data) or 0
             if pixels > HEAVY_PIXELS:
-                array = await asyncio.get_running_loop().run_in_executor(heavy, _prepare_large, data, label, model)
+                array = await heavy.prepare(data, label, model.classifier.preprocessing)
             elif pixels > INLINE_PIXELS:
-                array = await run_in_threadpool(_prepare, data, label, model.classifier)
+                array = await run_in_threadpool(prepare, data, label, model.classifier.preprocessing)
             else:
-                array = _prepare(data, label, model.classifier)
+                array = prepare(data, label, model.classifier.preprocessing)
         except ImageError as bad:
             return _error(400, f"{label}: {bad.reason}")
+        except DecoderDied as died:
+            return _error(503, str(died))
         logits = await model.batcher.logits(array)
         (top,) = top_classes(logits[None], model.classifier.classes, topk)
         answer = {"file": label, "model": name, "backend": "onnxruntime", "top": top}
@@ -327,33 +323,6 @@ async def _read_upload(request) -> tuple[str, bytes]:
     if len(data) > MAX_UPLOAD_BYTES:
         raise UploadTooLarge
     return label, data
-
-
-def _prepare(data: bytes, label: str, classifier: OnnxClassifier) -> np.ndarray:
-    """Decode and preprocess by the recipe named in the ONNX file's metadata (the same code as `zoo predict`)."""
-    preprocessing = classifier.preprocessing
-    return to_model_array(decode_image(data, label, decode_side(preprocessing)), preprocessing)
-
-
-def _prepare_large(data: bytes, label: str, model: ServedModel) -> np.ndarray:
-    try:
-        return _prepare(data, label, model.classifier)
-    finally:
-        _release_freed_memory()
-
-
-def _lowest_priority() -> None:
-    """This thread yields the CPU to every other (Linux niceness applies per thread): a large decode takes
-    seconds of CPU, which good requests must not wait behind."""
-    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-
-
-def _release_freed_memory() -> None:
-    """Give the memory a large decode freed back to the system (glibc's malloc_trim; elsewhere nothing)."""
-    libc = ctypes.util.find_library("c")
-    if libc and sys.platform.startswith("linux"):
-        ctypes.CDLL(libc).malloc_trim(0)
 
 
 def _png_data_url(array: np.ndarray) -> str:

@@ -71,6 +71,9 @@ class ImageError(ZooError):
         super().__init__(f"{path}: {reason}", argument="images")
         self.path, self.reason = str(path), reason
 
+    def __reduce__(self):  # rebuilt from its two arguments when it crosses a process (zoo serve's decoder)
+        return type(self), (self.path, self.reason)
+
 
 @dataclass(frozen=True)
 class InputFile:

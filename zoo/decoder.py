@@ -1,0 +1,114 @@
+"""Large uploads decoded in a process of their own, so that `zoo serve`'s good requests never wait for them."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import functools
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+
+from zoo.core.datasets import Preprocessing
+from zoo.core.images import decode_image, decode_side, to_model_array
+
+
+class DecoderDied(RuntimeError):
+    """The decoding process died (killed, out of memory) with this upload: a server fault, not the client's."""
+
+
+class LargeDecoder:
+    """Decodes large uploads (zoo.serve.HEAVY_PIXELS) one at a time, in a process of its own at the lowest CPU priority.
+
+    One at a time: worst-case legal uploads queue behind each other (their memory is bounded) while ordinary
+    images, which take a millisecond, never wait for them. At the lowest priority: a large decode takes
+    seconds of CPU, which good requests must not wait behind. In a process, not a thread: a low-priority
+    thread shares the GIL with the event loop, and whenever the scheduler parks it while it holds the GIL,
+    every request waits until it runs again (priority inversion: on a busy 2-core machine, stalls of
+    hundreds of milliseconds). The process starts on the first large upload, so a server that never sees one
+    never pays for it, and is replaced if it dies."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._stopping = False
+        self._stops_with_the_server = False
+
+    async def prepare(self, data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:
+        if self._stopping:
+            raise DecoderDied(f"{label}: the server is stopping; try again")
+        if self._pool is None:
+            # spawn, not fork: a forked child would share (and count twice) the parent's ONNX Runtime sessions
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_lowest_priority)
+            self._stop_with_the_server()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, prepare_large, data, label, preprocessing
+            )
+        except BrokenProcessPool:  # killed (out of memory, by hand, by a stop): the next upload gets a new one
+            self._pool = None
+            if self._stopping:
+                raise DecoderDied(f"{label}: the server is stopping; try again") from None
+            raise DecoderDied(f"{label}: the decoding process died while decoding it; try again") from None
+
+    def _stop_with_the_server(self) -> None:
+        """Kill the decode in flight the moment the server is told to stop (Ctrl-C, SIGTERM), before uvicorn's
+        handler waits for the requests in flight: this one's answer would take seconds nobody waits for.
+        Only where uvicorn handles the signals, in the main thread (not in a test's client)."""
+        if self._stops_with_the_server or threading.current_thread() is not threading.main_thread():
+            return
+        self._stops_with_the_server = True
+        for number in (signal.SIGINT, signal.SIGTERM):
+            server_handler = signal.getsignal(number)
+            if callable(server_handler):
+                signal.signal(number, functools.partial(self._stop_then, server_handler))
+
+    def _stop_then(self, server_handler, number: int, frame) -> None:
+        self._stopping = True
+        self.shutdown()
+        server_handler(number, frame)
+
+    def shutdown(self) -> None:
+        """Stop now, killing a decode in flight: a server told to stop must not wait seconds for an upload
+        whose answer nobody will read (ProcessPoolExecutor.shutdown would wait for it, even with wait=False,
+        when the interpreter exits)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((pool._processes or {}).values())  # Python 3.14 has pool.terminate_workers() for this
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+
+
+def prepare(data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:
+    """An upload decoded and preprocessed by the recipe named in the ONNX file's metadata (as `zoo predict`)."""
+    return to_model_array(decode_image(data, label, decode_side(preprocessing)), preprocessing)
+
+
+def prepare_large(data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:
+    """`prepare` in the decoding process, which then gives the memory the decode used back to the system."""
+    try:
+        return prepare(data, label, preprocessing)
+    finally:
+        _release_freed_memory()
+
+
+def _lowest_priority() -> None:
+    """The large-decode process yields the CPU to every other."""
+    if hasattr(os, "setpriority"):
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+
+
+def _release_freed_memory() -> None:
+    """Give the memory a large decode freed back to the system (glibc's malloc_trim; elsewhere nothing)."""
+    libc = ctypes.util.find_library("c")
+    if libc and sys.platform.startswith("linux"):
+        ctypes.CDLL(libc).malloc_trim(0)
