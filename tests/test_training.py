@@ -75,6 +75,10 @@ def test_resume_continues_the_run_as_it_was_started(tmp_path, data_dir, monkeypa
     tensors, meta = read_checkpoint(out / "last.safetensors")
     assert meta["epoch"] == "3"
     assert not torch.equal(tensors["model.1.weight"], first_epoch_weights["model.1.weight"])
+    # the report's training time is the run's, both processes together (what a user compares runs by)
+    report = json.loads((out / "report.json").read_text())
+    assert report["train_seconds"] == pytest.approx(records[-1]["elapsed_seconds"], abs=0.01)
+    assert report["train_seconds"] > records[-1]["elapsed_seconds"] - records[0]["elapsed_seconds"]
 
 
 def test_resume_refuses_a_changed_recipe_and_extends_only_when_asked(tmp_path, data_dir):

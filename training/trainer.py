@@ -59,8 +59,8 @@ class TrainResult:
     val_accuracy: float  # of the kept weights, fraction
     test_accuracy: float | None  # of the kept weights, fraction, measured once (None: not measured)
     epochs: int  # epochs trained in total
-    train_seconds: float  # wall time spent in training epochs (this process)
-    images_per_second: float  # training throughput, all processes together
+    train_seconds: float  # wall time spent in training epochs, by every process that trained this run
+    images_per_second: float  # training throughput since this start (all ranks together)
     params: int  # parameters, frozen ones included
     device: str  # where it trained (rank 0's device under torchrun)
     time_to_best_seconds: float | None = None  # training seconds to the kept epoch, resumed runs included
@@ -494,7 +494,7 @@ class Trainer:
         result = TrainResult(
             model=self.spec.name, run_dir=str(self.run.path), best_checkpoint=str(self.run.best_checkpoint),
             best_epoch=int(best["epoch"]), val_accuracy=best["val_accuracy"], test_accuracy=test_accuracy,
-            epochs=self.recipe.epochs, train_seconds=numbers.seconds(self.train_seconds),
+            epochs=self.recipe.epochs, train_seconds=numbers.seconds(self.progress.elapsed),
             images_per_second=numbers.rate(self.images_seen / self.train_seconds if self.train_seconds else 0.0),
             params=count_params(self.model), device=str(self.device),
             time_to_best_seconds=numbers.seconds(best.get("elapsed_seconds")),  # None: runs begun before it was kept
