@@ -524,7 +524,7 @@ def _plot_ablation(plt, experiment: Experiment, rows: list[Row], path: Path) -> 
     if flips:
         axes.scatter([f for _, f in flips], [p for p, _ in flips], color="tab:orange", zorder=3, s=18,
                      label="image and mirror only")  # fmt: skip
-    axes.axvline(100 * rows[0].test_accuracy, color="tab:red", linewidth=1, linestyle="--")
+    axes.axvline(100 * rows[0].test_accuracy, color="tab:red", linewidth=1, linestyle="--", label="the full recipe")
     for position, row in zip(positions, rows, strict=True):
         axes.annotate(f"{row.test_accuracy:.2%}", (100 * row.test_accuracy, position), xytext=(3, -3),
                       textcoords="offset points", fontsize=7)  # fmt: skip
@@ -533,7 +533,9 @@ def _plot_ablation(plt, experiment: Experiment, rows: list[Row], path: Path) -> 
     axes.set_xlim(low, 100 * max(r.test_accuracy for r in rows) + 1)
     axes.set_xlabel("test accuracy (%), CIFAR-10 (JPEG test set)")
     axes.grid(alpha=0.3, axis="x")
-    axes.legend(fontsize=7, loc="lower right")
+    # below the axes: inside, it would cover a bar's label whatever corner it took
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.11),
+                ncol=3, frameon=False)  # fmt: skip
     axes.set_title(experiment.title, fontsize=9)
     figure.tight_layout()
     save_png(figure, path)

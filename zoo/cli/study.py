@@ -86,6 +86,7 @@ def experiment_command(
             table = compact_table(
                 "variant", "train images", "train acc.", "test acc.", "time", title=experiment, left=("variant",)
             )
+            table.columns[0].no_wrap = False  # long variant names wrap, so the numbers stay whole in 80 columns
             for row in rows:
                 table.add_row(
                     row.label,
