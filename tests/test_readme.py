@@ -76,6 +76,22 @@ def test_every_shipped_accuracy_in_a_model_table_is_the_manifest_s():
     assert checked == set(manifest())
 
 
+def test_the_airbench_ablation_figures_are_the_experiment_s():
+    """The README's sentence on airbench's mechanisms quotes `zoo experiment airbench-ablation`'s table."""
+    written = (REPO / "docs" / "experiments" / "airbench-ablation.md").read_text()
+    (table,) = [t for t in tables(written) if "variant" in t[0]]
+    header, rows = table[0], table[1:]
+    changes = {row[header.index("change")] for row in rows[1:]}
+    full_recipe = rows[0][header.index("test acc., 6 views")].strip("*")
+    sentence = README[README.index("`zoo experiment airbench-ablation --train`") :].split("`python3")[0]
+    assert full_recipe in sentence
+    quoted = re.findall(r"\(([-+]\d\.\d\d)\b", sentence) + re.findall(r"\(([-+]\d\.\d\d) points", sentence)
+    assert len(set(quoted)) == len(changes) and set(quoted) <= changes, (quoted, changes)
+    anchor = float(re.search(r"([\d.]+)%\s+after 10 epochs", README).group(1))
+    under = float(re.search(r"([\d.]+)\s+under\s+the\s+anchor.s\s+10-epoch", sentence).group(1))
+    assert round(anchor - float(full_recipe.rstrip("%")), 2) == under
+
+
 def test_the_export_fidelity_table_measured_the_shipped_weights():
     """`python3 -m zoo.export.report --test-images 10000`: PyTorch's accuracy on the whole test set is the card's."""
     table = table_with("fp32 top-1 agreement")
