@@ -20,6 +20,10 @@ from zoo.core.datasets import Preprocessing
 from zoo.core.images import decode_image, decode_side, to_model_array
 
 
+# A decoding process left without work this long exits; a burst of large uploads keeps one process.
+RETIRE_AFTER_SECONDS = 2.0
+
+
 class DecoderDied(RuntimeError):
     """The decoding process died (killed, out of memory) with this upload: a server fault, not the client's."""
 
@@ -33,30 +37,55 @@ class LargeDecoder:
     thread shares the GIL with the event loop, and whenever the scheduler parks it while it holds the GIL,
     every request waits until it runs again (priority inversion: on a busy 2-core machine, stalls of
     hundreds of milliseconds). The process starts on the first large upload, so a server that never sees one
-    never pays for it, and is replaced if it dies."""
+    never pays for it, exits when it has been idle for RETIRE_AFTER_SECONDS, and is replaced if it dies."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
+        self._in_flight = 0  # uploads sent to the process and not answered yet
+        self._retirement: asyncio.TimerHandle | None = None  # when the idle process will exit
         self._stopping = False
         self._stops_with_the_server = False
 
     async def prepare(self, data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:
         if self._stopping:
             raise DecoderDied(f"{label}: the server is stopping; try again")
-        if self._pool is None:
-            # spawn, not fork: a forked child would share (and count twice) the parent's ONNX Runtime sessions
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_lowest_priority)
-            self._stop_with_the_server()
+        loop = asyncio.get_running_loop()
+        pool = self._pool or self._start()
+        if self._retirement is not None:
+            self._retirement.cancel()
+        self._in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, prepare_large, data, label, preprocessing
-            )
+            return await loop.run_in_executor(pool, prepare_large, data, label, preprocessing)
         except BrokenProcessPool:  # killed (out of memory, by hand, by a stop): the next upload gets a new one
-            self._pool = None
+            if self._pool is pool:
+                self._pool = None
             if self._stopping:
                 raise DecoderDied(f"{label}: the server is stopping; try again") from None
             raise DecoderDied(f"{label}: the decoding process died while decoding it; try again") from None
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._retirement = loop.call_later(RETIRE_AFTER_SECONDS, self._retire)
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: a forked child would share (and count twice) the parent's ONNX Runtime sessions
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_lowest_priority)
+        # The process starts with the first submission; it spends its first few hundred milliseconds of CPU
+        # importing, which should not be at the server's priority either: lowered from here as it starts.
+        pool.submit(_lowest_priority)
+        for process in (pool._processes or {}).values():
+            _lower_priority_of(process.pid)
+        self._pool = pool
+        self._stop_with_the_server()
+        return pool
+
+    def _retire(self) -> None:
+        """A quiet server gives the process's memory back (about 45 MB); the next large upload starts a new one
+        (about 0.3 s)."""
+        self._retirement = None
+        if self._pool is not None and self._in_flight == 0:
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False)
 
     def _stop_with_the_server(self) -> None:
         """Kill the decode in flight the moment the server is told to stop (Ctrl-C, SIGTERM), before uvicorn's
@@ -103,8 +132,15 @@ def prepare_large(data: bytes, label: str, preprocessing: Preprocessing) -> np.n
 
 def _lowest_priority() -> None:
     """The large-decode process yields the CPU to every other."""
+    _lower_priority_of(0)
+
+
+def _lower_priority_of(pid: int) -> None:
     if hasattr(os, "setpriority"):
-        os.setpriority(os.PRIO_PROCESS, 0, 19)
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        except ProcessLookupError:  # it has already gone
+            pass
 
 
 def _release_freed_memory() -> None:
