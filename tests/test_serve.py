@@ -164,6 +164,29 @@ def test_large_uploads_decode_in_their_own_process_as_zoo_predict_does(client, t
     assert truncated.status_code == 400 and "truncated or corrupt" in truncated.json()["error"]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
+def test_the_decoding_process_exits_when_idle_so_memory_returns():
+    from zoo.decoder import RETIRE_AFTER_SECONDS
+
+    def decoders() -> list[int]:
+        found = []
+        for pid in _children(os.getpid()):
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except FileNotFoundError:  # ps itself, gone
+                pass
+        return found
+
+    others = set(decoders())  # other tests' apps' (their clients' event loops are gone, so they never retire)
+    with TestClient(create_app([NAME])) as running:  # the app's event loop runs between requests
+        assert running.post(f"/v1/models/{NAME}/predict", content=_large_png()).status_code == 200
+        (decoder,) = set(decoders()) - others
+        assert os.getpriority(os.PRIO_PROCESS, decoder) == 19
+        time.sleep(RETIRE_AFTER_SECONDS + 1.5)
+        assert not _running(decoder)
+
+
 def test_concurrent_requests_are_batched(app):
     import httpx
 
@@ -254,35 +277,37 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
 def test_a_stop_does_not_wait_for_a_large_decode_in_flight():
-    """SIGTERM while a worst-case legal upload (6300x6300, seconds of decoding) is in its decoding process:
-    the decode is killed rather than waited for, its client is told the server is stopping, and the server
-    exits leaving no process behind."""
+    """SIGTERM while worst-case legal uploads (6300x6300 colour PNGs, a second or more of decoding each) are in
+    the decoding process or queued for it: they are dropped rather than waited for, their clients are told the
+    server is stopping, and the server exits leaving no process behind."""
     import threading
 
     import httpx
 
     pattern = np.tile((np.arange(6300, dtype=np.uint16) * 7 % 256).astype(np.uint8), (6300, 1))
     buffer = io.BytesIO()
-    Image.fromarray(pattern, "L").save(buffer, "PNG", compress_level=1)
+    Image.fromarray(pattern, "L").convert("RGB").save(buffer, "PNG", compress_level=1)
     process, url = _start_server("--models", NAME)
     answers = []
-    upload = threading.Thread(
-        target=lambda: answers.append(
-            httpx.post(f"{url}/v1/models/{NAME}/predict", content=buffer.getvalue(), timeout=60)
-        )
-    )
-    upload.start()
+
+    def upload() -> None:
+        answers.append(httpx.post(f"{url}/v1/models/{NAME}/predict", content=buffer.getvalue(), timeout=60))
+
+    uploads = [threading.Thread(target=upload) for _ in range(3)]
+    for thread in uploads:
+        thread.start()
     deadline = time.monotonic() + 30
     while len(_children(process.pid)) < 2 and time.monotonic() < deadline:  # the decoder and its resource tracker
         time.sleep(0.05)
     children = _children(process.pid)
-    time.sleep(0.3)  # the upload is in the decoding process now
+    time.sleep(0.3)  # the uploads are in the decoding process or its queue now
     process.terminate()
     # uvicorn stops gracefully, then re-raises the signal it caught: the exit status of a SIGTERM
     assert process.wait(timeout=20) in (0, -signal.SIGTERM), process.stderr.read()
-    upload.join(timeout=20)
-    assert len(children) >= 1 and len(answers) == 1
-    assert answers[0].status_code == 503 and "stopping" in answers[0].json()["error"]
+    for thread in uploads:
+        thread.join(timeout=20)
+    assert len(children) >= 1 and len(answers) == 3
+    assert [(a.status_code, "stopping" in a.json()["error"]) for a in answers] == [(503, True)] * 3
     time.sleep(0.5)
     assert [child for child in children if _running(child)] == []
     assert "Traceback" not in process.stderr.read()

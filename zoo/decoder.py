@@ -19,7 +19,6 @@ import numpy as np
 from zoo.core.datasets import Preprocessing
 from zoo.core.images import decode_image, decode_side, to_model_array
 
-
 # A decoding process left without work this long exits; a burst of large uploads keeps one process.
 RETIRE_AFTER_SECONDS = 2.0
 
@@ -112,9 +111,9 @@ class LargeDecoder:
         if pool is None:
             return
         processes = list((pool._processes or {}).values())  # Python 3.14 has pool.terminate_workers() for this
-        pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.terminate()
+            process.terminate()  # the uploads in flight or queued get BrokenProcessPool: "the server is stopping"
+        pool.shutdown(wait=False)
 
 
 def prepare(data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:
