@@ -46,7 +46,7 @@ from zoo.prediction import default_model, onnx_at_hand, top_classes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any photo a phone takes; larger bodies get 413
 MAX_BATCH = 64  # requests gathered into one ONNX Runtime call at most
-HEAVY_PIXELS = 4_000_000  # uploads declaring more pixels decode one at a time per process, on one thread
+HEAVY_PIXELS = 4_000_000  # uploads declaring more pixels decode one at a time per worker, in zoo.decoder
 # Uploads declaring at most this many pixels (or none: not an image, refused at once) decode on the event loop:
 # a data-set image takes well under a millisecond, less than a hop to a thread and back under load; a 224x224
 # photo through the photo recipe (decoded at 4x the model's input side) takes about half of one.
