@@ -99,7 +99,6 @@ class LargeDecoder:
                 signal.signal(number, functools.partial(self._stop_then, server_handler))
 
     def _stop_then(self, server_handler, number: int, frame) -> None:
-        self._stopping = True
         self.shutdown()
         server_handler(number, frame)
 
@@ -107,6 +106,7 @@ class LargeDecoder:
         """Stop now, killing a decode in flight: a server told to stop must not wait seconds for an upload
         whose answer nobody will read (ProcessPoolExecutor.shutdown would wait for it, even with wait=False,
         when the interpreter exits)."""
+        self._stopping = True
         pool, self._pool = self._pool, None
         if pool is None:
             return
