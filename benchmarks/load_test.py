@@ -301,8 +301,8 @@ def summary(report: dict) -> str:
         for kind, label in (("png", "28×28 data-set PNG"), ("jpeg", "224×224 product-photo JPEG")):
             cells = [f"{t[f'{server}, {kind}']['requests_per_second']:,.0f} req/s, p99 {t[f'{server}, {kind}']['p99_ms']} ms"
                      for server in ("zoo serve", "bare app", "bare app, tuned threads")]  # fmt: skip
-            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {t[f'ratio, {kind}']}× | {cells[2]} | "
-                         f"{t[f'ratio to tuned, {kind}']}× |")  # fmt: skip
+            lines.append(f"| {label} | {cells[0]} | {cells[1]} | {t[f'ratio, {kind}']:.2f}× | {cells[2]} | "
+                         f"{t[f'ratio to tuned, {kind}']:.2f}× |")  # fmt: skip
         rounds = t["zoo serve, png"].get("rounds_requests_per_second", [])
         if len(rounds) > 1:
             each = "; ".join(
