@@ -68,9 +68,10 @@ class LargeDecoder:
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: a forked child would share (and count twice) the parent's ONNX Runtime sessions
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_lowest_priority)
-        # The process starts with the first submission; it spends its first few hundred milliseconds of CPU
-        # importing, which should not be at the server's priority either: lowered from here as it starts.
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        # The process starts with the first submission, here, and spends its first few hundred milliseconds of
+        # CPU importing, which should not be at the server's priority either: lowered from here as it starts
+        # (and by itself, should it have started before this lowered it).
         pool.submit(_lowest_priority)
         for process in (pool._processes or {}).values():
             _lower_priority_of(process.pid)
