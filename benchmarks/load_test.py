@@ -62,6 +62,9 @@ def images() -> dict[str, bytes]:
             "truncated": png[:150], "not an image": b"this is not an image"}  # fmt: skip
 
 
+SERVERS = ("zoo serve", "bare app", "bare app, tuned threads")  # as throughput() runs them, in the summary's order
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -300,14 +303,14 @@ def summary(report: dict) -> str:
                   "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for kind, label in (("png", "28×28 data-set PNG"), ("jpeg", "224×224 product-photo JPEG")):
             cells = [f"{t[f'{server}, {kind}']['requests_per_second']:,.0f} req/s, p99 {t[f'{server}, {kind}']['p99_ms']} ms"
-                     for server in ("zoo serve", "bare app", "bare app, tuned threads")]  # fmt: skip
+                     for server in SERVERS]  # fmt: skip
             lines.append(f"| {label} | {cells[0]} | {cells[1]} | {t[f'ratio, {kind}']:.2f}× | {cells[2]} | "
                          f"{t[f'ratio to tuned, {kind}']:.2f}× |")  # fmt: skip
         rounds = t["zoo serve, png"].get("rounds_requests_per_second", [])
         if len(rounds) > 1:
             each = "; ".join(
                 f"{kind.upper()} " + " / ".join(", ".join(f"{rate:,.0f}" for rate in t[f"{server}, {kind}"]["rounds_requests_per_second"])
-                                           for server in ("zoo serve", "bare app", "bare app, tuned threads"))
+                                           for server in SERVERS)
                 for kind in ("png", "jpeg")
             )  # fmt: skip
             lines += ["", f"Each cell is the median of {len(rounds)} rounds, the three servers in turn; every round's req/s "
