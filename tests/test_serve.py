@@ -73,6 +73,8 @@ def test_health_and_models_describe_the_shipped_models(client):
     assert models[NAME]["classes"] == list(spec.classes) and models[NAME]["input_size"] == [1, 28, 28]
     schema = client.get("/openapi.json").json()
     assert "/v1/models/{name}/predict" in schema["paths"] and "image/*" in str(schema["paths"])
+    documented = schema["paths"]["/v1/models/{name}/predict"]["post"]["parameters"]
+    assert [p["name"] for p in documented] == ["name", "topk", "include_input"]
 
 
 def test_predict_answers_as_zoo_predict_json(client):
@@ -373,6 +375,10 @@ def test_every_error_has_one_shape(client):
     ):
         assert answer.status_code in (404, 422) and set(answer.json()) == {"error"}, answer.text
     assert "topk" in client.post(f"/v1/models/{NAME}/predict?topk=abc", content=b"x").json()["error"]
+    maybe = client.post(f"/v1/models/{NAME}/predict?include_input=maybe", content=EXAMPLES[0].read_bytes())
+    assert maybe.status_code == 422 and "include_input" in maybe.json()["error"]
+    yes = client.post(f"/v1/models/{NAME}/predict?include_input=yes&topk=2", content=EXAMPLES[0].read_bytes())
+    assert len(yes.json()["top"]) == 2 and "input_png" in yes.json()
 
 
 def test_each_request_is_logged_in_one_line(client, caplog):

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from zoo.core.datasets import Preprocessing
-from zoo.core.images import decode_image, decode_side, to_model_array
+from zoo.core.images import decode_opened, decode_side, open_upload, to_model_array
 
 # A decoding process left without work this long exits; a burst of large uploads keeps one process.
 RETIRE_AFTER_SECONDS = 2.0
@@ -119,7 +119,12 @@ class LargeDecoder:
 
 def prepare(data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:
     """An upload decoded and preprocessed by the recipe named in the ONNX file's metadata (as `zoo predict`)."""
-    return to_model_array(decode_image(data, label, decode_side(preprocessing)), preprocessing)
+    return prepare_opened(open_upload(data, label), label, preprocessing)
+
+
+def prepare_opened(image, label: str, preprocessing: Preprocessing) -> np.ndarray:
+    """`prepare` of an upload already opened (`open_upload`), which the server did to read its size."""
+    return to_model_array(decode_opened(image, label, decode_side(preprocessing)), preprocessing)
 
 
 def prepare_large(data: bytes, label: str, preprocessing: Preprocessing) -> np.ndarray:

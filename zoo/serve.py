@@ -38,9 +38,9 @@ from zoo import __version__
 from zoo.core.catalog import rows as catalog_rows
 from zoo.core.device import usable_cores
 from zoo.core.errors import ZooError
-from zoo.core.images import ImageError, header_pixels
+from zoo.core.images import ImageError, open_upload
 from zoo.core.weights import shipped_models
-from zoo.decoder import DecoderDied, LargeDecoder, prepare
+from zoo.decoder import DecoderDied, LargeDecoder, prepare_opened
 from zoo.export.runtime import OnnxClassifier
 from zoo.prediction import default_model, onnx_at_hand, top_classes
 
@@ -175,7 +175,7 @@ def create_app(models: list[str] | None = None, threads: int | None = None) -> F
 
     heavy = LargeDecoder()
     app.router.on_shutdown.append(heavy.shutdown)
-    app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)(_predict_route(served, heavy))
+    app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_OPENAPI)(_predict_route(served, heavy))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -184,7 +184,28 @@ def create_app(models: list[str] | None = None, threads: int | None = None) -> F
     return app
 
 
-PREDICT_BODY = {
+PREDICT_OPENAPI = {
+    "parameters": [
+        {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "A served model.",
+        },
+        {
+            "name": "topk",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "default": 5},
+            "description": "How many classes to answer, most probable first.",
+        },
+        {
+            "name": "include_input",
+            "in": "query",
+            "schema": {"type": "boolean", "default": False},
+            "description": "Add `input_png` (the image as the model saw it) and `latency_ms`.",
+        },
+    ],
     "requestBody": {
         "description": f"The image: the raw body (image/png, image/jpeg, ...) or a multipart form with a "
         f"`file` field; at most {MAX_UPLOAD_BYTES // 2**20} MiB.",
@@ -194,7 +215,7 @@ PREDICT_BODY = {
                 "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
             },
         },
-    }
+    },
 }
 
 
@@ -203,14 +224,23 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
-    async def predict(name: str, request: Request, topk: int = 5, include_input: bool = False):
+    async def predict(request: Request):
         """Classify one image. The answer is `zoo predict --json`'s object: `file`, `model`, `backend` and
         `top` (classes with probabilities, best first); `include_input=true` adds `input_png` (the image as
         the model saw it, a data URL) and `latency_ms` (server time for this request)."""
+        # The hot path reads its parameters and writes its answer itself: FastAPI's parameter validation and
+        # its generic encoder of the returned object cost as much CPU as the model (README, "Serving under
+        # load"); the parameters are documented in PREDICT_OPENAPI all the same.
         started = time.perf_counter()
+        name = request.path_params["name"]
         model = served.get(name)
         if model is None:
             return _error(404, f"unknown model {name!r}; served: {', '.join(served)}")
+        try:
+            topk = _query_int(request, "topk", 5)
+            include_input = _query_bool(request, "include_input", False)
+        except ValueError as bad:
+            return _error(422, str(bad))
         if topk < 1:
             return _error(422, f"topk must be at least 1, got {topk}")
         declared = request.headers.get("content-length")
@@ -223,13 +253,14 @@ def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
         except ValueError as bad:
             return _error(400, str(bad))
         try:
-            pixels = header_pixels(data) or 0
+            image = open_upload(data, label)  # its header: refused here if it is no image, or too large
+            pixels = image.width * image.height
             if pixels > HEAVY_PIXELS:
                 array = await heavy.prepare(data, label, model.classifier.preprocessing)
             elif pixels > INLINE_PIXELS:
-                array = await run_in_threadpool(prepare, data, label, model.classifier.preprocessing)
+                array = await run_in_threadpool(prepare_opened, image, label, model.classifier.preprocessing)
             else:
-                array = prepare(data, label, model.classifier.preprocessing)
+                array = prepare_opened(image, label, model.classifier.preprocessing)
         except ImageError as bad:
             return _error(400, f"{label}: {bad.reason}")
         except DecoderDied as died:
@@ -240,9 +271,31 @@ def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
         if include_input:
             answer["input_png"] = _png_data_url(array)
             answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        return answer
+        return JSONResponse(answer)
 
     return predict
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _query_int(request: Request, key: str, default: int) -> int:
+    text = request.query_params.get(key)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{key}: should be a whole number, got {text!r}") from None
+
+
+def _query_bool(request: Request, key: str, default: bool) -> bool:
+    text = request.query_params.get(key)
+    if text is None:
+        return default
+    if text.lower() in TRUE + FALSE:
+        return text.lower() in TRUE
+    raise ValueError(f"{key}: should be true or false, got {text!r}")
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
