@@ -371,9 +371,10 @@ def test_every_error_has_one_shape(client):
     for answer in (
         client.post(f"/v1/models/{NAME}/predict?topk=abc", content=EXAMPLES[0].read_bytes()),
         client.get("/no/such/route"),
+        client.get(f"/v1/models/{NAME}/predict"),  # a method the route does not take
         client.post("/v1/models/nope/predict", content=EXAMPLES[0].read_bytes()),
     ):
-        assert answer.status_code in (404, 422) and set(answer.json()) == {"error"}, answer.text
+        assert answer.status_code in (404, 405, 422) and set(answer.json()) == {"error"}, answer.text
     assert "topk" in client.post(f"/v1/models/{NAME}/predict?topk=abc", content=b"x").json()["error"]
     maybe = client.post(f"/v1/models/{NAME}/predict?include_input=maybe", content=EXAMPLES[0].read_bytes())
     assert maybe.status_code == 422 and "include_input" in maybe.json()["error"]
