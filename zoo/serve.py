@@ -49,9 +49,10 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any photo a phone takes; larger
 PREDICT_PATH = "/v1/models/{name}/predict"
 MAX_BATCH = 64  # requests gathered into one ONNX Runtime call at most
 HEAVY_PIXELS = 4_000_000  # uploads declaring more pixels decode one at a time per worker, in zoo.decoder
-# Uploads declaring at most this many pixels (or none: not an image, refused at once) decode on the event loop:
-# a data-set image takes well under a millisecond, less than a hop to a thread and back under load; a 224x224
-# photo through the photo recipe (decoded at 4x the model's input side) takes about half of one.
+# Every upload's header is read on the event loop (no image, or too many pixels: refused at once). Those declaring
+# at most this many pixels also decode there: a data-set image takes well under a millisecond, less than a hop
+# to a thread and back under load; a 224x224 photo through the photo recipe (decoded at 4x the model's input
+# side) takes about half of one.
 INLINE_PIXELS = 512 * 512
 log = logging.getLogger(__name__)
 MODELS_ENV = "ZOO_SERVE_MODELS"  # comma-separated models, for `uvicorn zoo.serve:create_app --factory` run by hand
@@ -180,7 +181,7 @@ def create_app(models: list[str] | None = None, threads: int | None = None) -> F
     predict = _predict_route(served, heavy)
     app.post(PREDICT_PATH, openapi_extra=PREDICT_OPENAPI)(predict)  # documented in /openapi.json by FastAPI, ...
     # ... and served by a plain Starlette route in front of it: FastAPI's request handling (dependency
-    # solving, its exit stack) costs a tenth of the CPU of a request on the hot path, which needs none of it.
+    # solving, its exit stack) costs CPU on every request of the hot path, which uses none of it.
     app.router.routes.insert(0, Route(PREDICT_PATH, predict, methods=["POST"]))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -235,8 +236,8 @@ def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
         `top` (classes with probabilities, best first); `include_input=true` adds `input_png` (the image as
         the model saw it, a data URL) and `latency_ms` (server time for this request)."""
         # The hot path reads its parameters and writes its answer itself: FastAPI's parameter validation and
-        # its generic encoder of the returned object cost as much CPU as the model (README, "Serving under
-        # load"); the parameters are documented in PREDICT_OPENAPI all the same.
+        # its generic encoder of the returned object took a large share of each request's CPU (README,
+        # "Serving under load"); PREDICT_OPENAPI documents the parameters all the same.
         started = time.perf_counter()
         name = request.path_params["name"]
         model = served.get(name)
