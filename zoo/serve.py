@@ -47,6 +47,7 @@ from zoo.prediction import default_model, onnx_at_hand, top_classes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any photo a phone takes; larger bodies get 413
 PREDICT_PATH = "/v1/models/{name}/predict"
+DEFAULT_TOPK = 5  # classes answered when a request does not say
 MAX_BATCH = 64  # requests gathered into one ONNX Runtime call at most
 HEAVY_PIXELS = 4_000_000  # uploads declaring more pixels decode one at a time per worker, in zoo.decoder
 # Every upload's header is read on the event loop (no image, or too many pixels: refused at once). Those declaring
@@ -203,7 +204,7 @@ PREDICT_OPENAPI = {
         {
             "name": "topk",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "default": 5},
+            "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_TOPK},
             "description": "How many classes to answer, most probable first.",
         },
         {
@@ -244,7 +245,7 @@ def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
         if model is None:
             return _error(404, f"unknown model {name!r}; served: {', '.join(served)}")
         try:
-            topk = _query_int(request, "topk", 5)
+            topk = _query_int(request, "topk", DEFAULT_TOPK)
             include_input = _query_bool(request, "include_input", False)
         except ValueError as bad:
             return _error(422, str(bad))
