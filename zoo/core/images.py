@@ -119,7 +119,7 @@ def open_image(path: str | os.PathLike[str], side: int = DECODE_SIDE) -> Image.I
         raise ImageError(path, "no such file" if not path.exists() else "not a regular file")
     if path.stat().st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
-    return _decode(path, path, side)
+    return decode_opened(_open(path, path), path, side)
 
 
 def decode_image(data: bytes, label: str = "upload", side: int = DECODE_SIDE) -> Image.Image:
@@ -146,10 +146,6 @@ def decode_opened(image: Image.Image, label: str | os.PathLike[str], side: int) 
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise ImageError(label, f"cannot decode, the file is truncated or corrupt ({error})") from error
     return _shrunk(image, side)
-
-
-def _decode(source: Path | io.BytesIO, label: str | os.PathLike[str], side: int) -> Image.Image:
-    return decode_opened(_open(source, label), label, side)
 
 
 def _open(source: Path | io.BytesIO, label: str | os.PathLike[str]) -> Image.Image:
