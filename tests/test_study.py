@@ -80,3 +80,15 @@ def test_records_without_checkpoints_rebuild_the_docs_but_cannot_ship(study, tmp
     with pytest.raises(zoo.ZooError, match="cannot ship fcn_50k"):
         run_study(["fcn_50k"], runs_dir=records, docs_dir=tmp_path / "docs", ship_weights=True, weights_dir=tmp_path)
     assert not list(tmp_path.glob("fcn_50k*.safetensors"))
+
+
+def test_a_study_of_one_model_keeps_the_others_in_the_comparison(study, tmp_path):
+    """Re-shipping one model rewrites the table from every model's records, not just the one named."""
+    root, (first,) = study
+    records = tmp_path / "runs"
+    shutil.copytree(root / "runs", records, ignore=shutil.ignore_patterns("*.safetensors"))
+    shutil.copytree(records / "fcn_50k", records / "cnn_10k")  # any records stand in for a second model's
+    run_study(["cnn_10k"], runs_dir=records, docs_dir=tmp_path / "docs")
+    table = (tmp_path / "docs" / "study.md").read_text()
+    assert "`fcn_50k`" in table and "`cnn_10k`" in table
+    assert not (tmp_path / "docs" / "models" / "fcn_50k.md").exists()  # cards only for the models named

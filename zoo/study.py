@@ -406,6 +406,9 @@ def _history(study: ModelStudy, runs_dir: Path | None) -> str:
     return f"\n## History\n\n{path.read_text().strip()}\n" if path and path.is_file() else ""
 
 
+COMPARISON = ("fcn_*", "cnn_*")  # the models of the FCN-vs-CNN table and plot, and run_study's default
+
+
 def run_study(
     patterns: list[str] | None = None,
     *,
@@ -420,7 +423,7 @@ def run_study(
 ) -> list[ModelStudy]:
     """Train (optionally), aggregate, ship (optionally) and write docs/study.md, docs/study.png, docs/models/*.md."""
     names = []
-    for pattern in patterns or ["fcn_*", "cnn_*"]:
+    for pattern in patterns or COMPARISON:
         matched = list_models(pattern)
         if not matched:
             raise ZooError(f"no model matches {pattern!r}")
@@ -433,9 +436,10 @@ def run_study(
         raise ZooError(f"no finished runs under {runs_dir}; pass {{train=True}} to train them")
     if ship_weights:
         ship(studies, Path(weights_dir), train_options.get("data_dir"))
-    # The table and plot are the FCN-vs-CNN comparison: a study of CIFAR-10 models writes their cards alone.
-    fashion = [study for study in studies if get_spec(study.name).dataset == "fashion_mnist"]
-    if fashion:
+    # The table and plot are the whole FCN-vs-CNN comparison, whichever models this call named: re-shipping
+    # one model must not drop the others from it. A study of CIFAR-10 models writes their cards alone.
+    if any(get_spec(study.name).dataset == "fashion_mnist" for study in studies):
+        fashion = collect([n for pattern in COMPARISON for n in list_models(pattern)], runs_dir)
         table = markdown_table(fashion)
         atomic_write(docs_dir / "study.md", lambda tmp: tmp.write_text("# FCN vs CNN on Fashion-MNIST\n\n" + table))
         plot(fashion, docs_dir / "study.png")
