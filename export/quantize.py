@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import platform
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,11 +58,29 @@ def quantize_int8(
         # Shape inference and graph clean-up first, as ONNX Runtime recommends: it lets the quantizer
         # see every tensor's shape and fold batch norms it would otherwise quantize separately.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
-        )  # fmt: skip
+        with _per_tensor_fallback_quiet():
+            quantize_static(
+                str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
+            )  # fmt: skip
         return onnx.load(str(target))
+
+
+@contextlib.contextmanager
+def _per_tensor_fallback_quiet() -> Iterator[None]:
+    """Drop the quantizer's "Axis 1 is out-of-range for weight ... with rank 1" lines: per-channel quantization
+    of a 1-D weight (an MLP's batch-norm scale) falls back to one scale for the tensor, which is right and
+    says nothing a user can act on, yet it reached the terminal through the root logger on every export."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "is out-of-range for weight" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def convert_fp16(fp32: onnx.ModelProto) -> onnx.ModelProto:

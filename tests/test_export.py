@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -110,11 +111,14 @@ def test_failed_validation_fails_loudly_and_writes_nothing(tmp_path, random_weig
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
 
 
-def test_int8_and_fp16_report_their_accuracy_delta(tmp_path, trained_weights, data_dir):
-    int8 = export_onnx(
-        "fcn_50k", weights=trained_weights, out=tmp_path / "q" / "m.onnx", int8=True, validate_images=64,
-        test_images=1000, calibration_images=128,
-    )  # fmt: skip
+def test_int8_and_fp16_report_their_accuracy_delta(tmp_path, trained_weights, data_dir, caplog):
+    with caplog.at_level(logging.WARNING):
+        int8 = export_onnx(
+            "fcn_50k", weights=trained_weights, out=tmp_path / "q" / "m.onnx", int8=True, validate_images=64,
+            test_images=1000, calibration_images=128,
+        )  # fmt: skip
+    # The per-tensor fallback for the MLP's 1-D batch-norm scales is not news to the user.
+    assert not [r for r in caplog.records if "out-of-range for weight" in r.getMessage()]
     model = onnx.load(tmp_path / "q" / "m.onnx")
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
     assert {p.key: p.value for p in model.metadata_props}["precision"] == "int8"
