@@ -1,7 +1,7 @@
 """Print README's benchmark summary table from saved `zoo benchmark --save-json` results.
 
-    python3 benchmarks/readme_table.py benchmarks/results-xeon-2core.json \
-        benchmarks/results-xeon-2core-cifar_cnn_best.json
+    python3 benchmarks/readme_table.py benchmarks/results-epyc-2core.json \
+        benchmarks/results-epyc-2core-fashion-mnist.json benchmarks/results-epyc-2core-cifar_cnn_best.json
 
 A later file's rows replace an earlier one's for the same model. tests/test_readme.py holds README's table
 to this output, so a re-measured model cannot leave a stale row.

@@ -105,9 +105,9 @@ def test_the_export_fidelity_table_measured_the_shipped_weights():
 
 # The files README's benchmark table is printed from, in order (a later file's rows replace an earlier one's).
 BENCHMARK_RESULTS = (
-    "results-xeon-2core.json",
-    "results-xeon-2core-fashion-mnist.json",
-    "results-xeon-2core-cifar_cnn_best.json",
+    "results-epyc-2core.json",
+    "results-epyc-2core-fashion-mnist.json",
+    "results-epyc-2core-cifar_cnn_best.json",
 )
 
 
