@@ -1,17 +1,19 @@
 """Load tests of `zoo serve` on this machine, beside a bare Starlette + ONNX Runtime app (benchmarks/bare_app.py).
 
-    python3 benchmarks/load_test.py [--model cnn_20k] [--workers 2] [--clients 32] [--seconds 20] [--rounds 3]
-        [--mix-runs 3] [--json FILE]
+    python3 benchmarks/load_test.py [--model cnn_20k] [--workers 2] [--clients 32] [--good-clients 32]
+        [--seconds 20] [--rounds 3] [--mix-runs 3] [--json FILE]
     python3 benchmarks/load_test.py --summary FILE    # the README's lines for a saved report
 
 1. Throughput (needs `hey`, Debian's package): requests/s and p99 of `zoo serve` and of the bare app, side by
    side, under the same load, for a 28x28 data-set PNG and a 224x224 product-photo JPEG; the bare app both
    as written (ONNX Runtime's default threads) and with the cores split between its workers, as zoo serve does;
    `--rounds` times in turn, each server's median round reported.
-2. Hostile mix: `--clients` keep-alive connections send good images, malformed files and worst-case legal
-   uploads (a 6300x6300 PNG, just under the 40-megapixel limit) for `--seconds`. Reported: the servers' peak
-   and idle memory (RSS of all processes), good requests' p99, that every bad upload got a 4xx JSON error,
-   and that the server still answers afterwards; run `--mix-runs` times on fresh servers, each run's p99.
+2. Hostile mix: `--clients` keep-alive connections send worst-case legal uploads (a 6300x6300 PNG, just
+   under the 40-megapixel limit) back to back, so that that many are in flight the whole time, while
+   `--good-clients` more send good images with a malformed file among every seven, for `--seconds`.
+   Reported: the servers' peak and idle memory (RSS of all processes), good requests' p99, that every bad
+   upload got a 4xx JSON error, and that the server still answers afterwards; run `--mix-runs` times on
+   fresh servers, each run's p99.
 3. Worst case only: every connection sends the worst-case upload, so that `--clients` of them arrive at once:
    peak memory, and that each is answered.
 
@@ -163,21 +165,20 @@ def throughput(model: str, workers: int, clients: int, seconds: float, uploads: 
 # --- the hostile mix ---------------------------------------------------------------------------------------
 
 
-def request_mix(model: str, uploads: dict[str, bytes]) -> list[tuple[str, str, bytes, int]]:
-    """(kind, path, body, expected status), cycled through by every client: 6 good, 1 malformed, 1 worst case."""
+Request = tuple[str, str, bytes, int]  # (kind, path, body, expected status)
+
+
+def request_mix(model: str, uploads: dict[str, bytes]) -> tuple[list[Request], list[Request]]:
+    """What the good clients cycle through (6 good images, then 1 malformed file or unknown model, in turn) and
+    what the hostile ones send (the worst-case upload, again and again)."""
     predict = f"/v1/models/{model}/predict"
     good = [("good", predict, uploads["png"], 200), ("good", predict, uploads["jpeg"], 200)]
     bad = [("bad", predict, uploads[k], 400) for k in ("bomb", "truncated", "not an image")]
     bad.append(("bad", "/v1/models/no_such_model/predict", uploads["png"], 404))
-    mix = []
-    for index in range(32):
-        if index % 8 == 7:
-            mix.append(("worst", predict, uploads["worst"], 200))
-        elif index % 8 == 3:
-            mix.append(bad[(index // 8) % len(bad)])
-        else:
-            mix.append(good[index % 2])
-    return mix
+    cycle = []
+    for index in range(7 * len(bad)):
+        cycle.append(bad[index // 7] if index % 7 == 3 else good[index % 2])
+    return cycle, [("worst", predict, uploads["worst"], 200)]
 
 
 async def client(host: str, port: int, mix, offset: int, deadline: float, results: list) -> None:
@@ -227,15 +228,15 @@ def percentile_ms(seconds: list[float], q: float) -> float | None:
 
 
 def hostile_mix(
-    model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes], worst_only: bool = False
+    model: str, workers: int, clients: int, good_clients: int, seconds: float, uploads: dict[str, bytes]
 ) -> dict:
-    """The mix above from `clients` connections; `worst_only`: every connection sends the worst-case upload, so
-    that `clients` of them are decoded or queued at once."""
+    """`clients` connections sending worst-case uploads back to back, so that that many are decoded or queued
+    at once the whole time, and `good_clients` sending good and malformed ones beside them (0: none)."""
     port = free_port()
     process = zoo_server(model, port, workers)
     try:
-        mix = request_mix(model, uploads)
-        mix = [m for m in mix if m[0] == "worst"] if worst_only else mix
+        cycle, worst = request_mix(model, uploads)
+        connections = [(worst, 0)] * clients + [(cycle, i * 5) for i in range(good_clients)]
         idle = rss_mib(process.pid)
         peak, sampling = [idle], threading.Event()
 
@@ -246,12 +247,12 @@ def hostile_mix(
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.perf_counter()
-        results = asyncio.run(_load("127.0.0.1", port, mix, clients, seconds))
+        results = asyncio.run(_load("127.0.0.1", port, connections, seconds))
         wall = time.perf_counter() - started
         sampling.set()
         time.sleep(3.0)  # idle again: what the server keeps
         after = rss_mib(process.pid)
-        still_serving = asyncio.run(_load("127.0.0.1", port, [mix[0]], 1, 0.5))
+        still_serving = asyncio.run(_load("127.0.0.1", port, [(cycle[:1], 0)], 0.5))
         stop_seconds = stop(process)
     except BaseException:
         stop(process)
@@ -286,10 +287,11 @@ def _good_p99(mix: dict) -> str:
     )
 
 
-async def _load(host: str, port: int, mix, clients: int, seconds: float) -> list:
+async def _load(host: str, port: int, connections: list[tuple[list[Request], int]], seconds: float) -> list:
+    """One client per (requests to cycle through, where to start in them), all until `seconds` have passed."""
     results: list = []
     deadline = time.perf_counter() + seconds
-    await asyncio.gather(*(client(host, port, mix, i * 5, deadline, results) for i in range(clients)))
+    await asyncio.gather(*(client(host, port, mix, offset, deadline, results) for mix, offset in connections))
     return results
 
 
@@ -316,10 +318,14 @@ def summary(report: dict) -> str:
             lines += ["", f"Each cell is the median of {len(rounds)} rounds, the three servers in turn; every round's req/s "
                           f"(zoo serve / bare app / tuned): {each}."]  # fmt: skip
         lines.append("")
+    good_clients = report.get("good_clients")
     for key, what in (("hostile_mix", "Hostile mix"), ("worst_case_only", "Worst case only")):
         h = report[key]
+        who = f"{report['clients']} connections"
+        if key == "hostile_mix" and good_clients is not None:  # records before the split mixed them in each
+            who = f"{report['clients']} connections of worst-case uploads and {good_clients} of good and malformed ones"
         lines.append(
-            f"- {what}, {report['clients']} connections for {h['seconds']} s: {h['requests']:,} requests "
+            f"- {what}, {who} for {h['seconds']} s: {h['requests']:,} requests "
             f"({h['good']:,} good, {h['bad']:,} malformed, {h['worst_case']:,} worst-case); "
             + _good_p99(h)
             + f"worst-case p50 {h['worst_case_p50_ms']} ms; {h['failed_good']} good or "
@@ -334,7 +340,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn_20k")
     parser.add_argument("--workers", type=int, default=2, help="server processes")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument(
+        "--clients", type=int, default=32, help="concurrent keep-alive connections (worst-case ones in the mix)"
+    )
+    parser.add_argument(
+        "--good-clients", type=int, default=32, help="connections sending good and malformed uploads in the mix"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
     parser.add_argument(
         "--mix-runs", type=int, default=3, help="hostile mixes, each on a fresh server: is p99 reliable?"
@@ -354,14 +365,17 @@ def main() -> None:
         if shutil.which("hey")
         else "skipped: hey is not installed (apt-get install hey)"
     )
-    mixes = [hostile_mix(args.model, args.workers, args.clients, args.seconds, uploads) for _ in range(args.mix_runs)]
+    mixes = [
+        hostile_mix(args.model, args.workers, args.clients, args.good_clients, args.seconds, uploads)
+        for _ in range(args.mix_runs)
+    ]
     report = {
-        "model": args.model, "workers": args.workers, "clients": args.clients,
+        "model": args.model, "workers": args.workers, "clients": args.clients, "good_clients": args.good_clients,
         "machine": f"{cpu_info()['model']}, {usable_cores()} cores",
         "uploads_bytes": {k: len(v) for k, v in uploads.items()},
         "throughput": throughput_report,
         "hostile_mix": mixes[0] | {"good_p99_ms_runs": [mix["good_p99_ms"] for mix in mixes]},
-        "worst_case_only": hostile_mix(args.model, args.workers, args.clients, args.seconds, uploads, worst_only=True),
+        "worst_case_only": hostile_mix(args.model, args.workers, args.clients, 0, args.seconds, uploads),
     }  # fmt: skip
     print(json.dumps(report, indent=2))
     print(summary(report), end="")
