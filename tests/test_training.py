@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 import zoo
+from zoo.cli import main
 from zoo.core.checkpoint import read_checkpoint
 from zoo.core.errors import WeightsError, ZooError
 from zoo.core.rundir import RunDir
+from zoo.study import run_study
 from zoo.training import TrainingInterrupted
 
 QUICK = {"limit_train": 4000, "val_size": 1000, "batch_size": 128, "progress": False}
@@ -107,6 +110,31 @@ def test_same_seed_gives_the_same_run(tmp_path, data_dir):
     a = zoo.train("fcn_50k", epochs=1, out=tmp_path / "a", data_dir=data_dir, **small)
     b = zoo.train("fcn_50k", epochs=1, out=tmp_path / "b", data_dir=data_dir, **small)
     assert a.test_accuracy == b.test_accuracy
+
+
+def _strict_json(text: str) -> object:
+    """JSON as other tools read it: NaN is not JSON."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in a record"))
+
+
+def test_without_a_validation_split_the_last_epoch_is_kept_and_the_records_say_null(tmp_path, data_dir, capsys):
+    """val_size=0 trains on every image: nothing chooses an epoch, and the records hold null, not NaN."""
+    out = tmp_path / "all"
+    result = zoo.train("fcn_50k", epochs=2, out=out, data_dir=data_dir, **dict(QUICK, limit_train=1000, val_size=0))
+    assert result.val_accuracy is None and result.best_epoch == 2 and result.test_accuracy > 0.3
+    records = [_strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["val_accuracy"], r["val_loss"]) for r in records] == [(None, None), (None, None)]
+    assert _strict_json((out / "report.json").read_text())["val_accuracy"] is None
+    assert json.loads((out / "config.json").read_text())["train_images"] == 1000
+    with pytest.raises(ZooError, match="no validation accuracy"):
+        run_study(["fcn_50k"], runs_dir=_as_study_runs(out, tmp_path / "runs"), docs_dir=tmp_path / "docs")
+    assert main(["plot", "curves", str(out), "--out", str(tmp_path / "c.png")]) == 0
+    assert "best validation accuracy none" in capsys.readouterr().out
+
+
+def _as_study_runs(run, runs_dir):
+    shutil.copytree(run, runs_dir / "fcn_50k" / "seed0", ignore=shutil.ignore_patterns("*.safetensors"))
+    return runs_dir
 
 
 def test_existing_run_folder_is_never_overwritten(quick_run, data_dir):

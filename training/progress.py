@@ -61,7 +61,7 @@ class TrainingProgress:
             return
         line = (
             f"epoch {record['epoch']}/{record['epochs']}  loss {record['train_loss']:.4f}  "
-            f"train {record['train_accuracy']:.2%}  val {record['val_accuracy']:.2%}  "
+            f"train {record['train_accuracy']:.2%}  val {_percent(record['val_accuracy'])}  "
             f"lr {record['lr']:.4g}  {record['images_per_second']:,.0f} img/s  {record['seconds']:.1f}s"
         )
         if self._progress:
@@ -74,3 +74,8 @@ class TrainingProgress:
     def message(self, text: str) -> None:
         if self.enabled:
             self.console.print(text, highlight=False, soft_wrap=True)
+
+
+def _percent(value: float | None) -> str:
+    """A validation accuracy, or a dash where the run has no validation split."""
+    return "—" if value is None else f"{value:.2%}"

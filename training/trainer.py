@@ -56,7 +56,7 @@ class TrainResult:
     run_dir: str  # folder with config, metrics, checkpoints and report
     best_checkpoint: str  # path of best.safetensors
     best_epoch: int  # epoch whose weights were kept
-    val_accuracy: float  # of the kept weights, fraction
+    val_accuracy: float | None  # of the kept weights, fraction (None: no validation split, the last epoch kept)
     test_accuracy: float | None  # of the kept weights, fraction, measured once (None: not measured)
     epochs: int  # epochs trained in total
     train_seconds: float  # wall time spent in training epochs, by every process that trained this run
@@ -440,12 +440,14 @@ class Trainer:
     def validate(self) -> dict[str, object]:
         """Rank 0 validates (its weights are the ones saved) and tells the others, so every rank makes the same
         best-epoch decision. A bf16-trained run validates in bf16 too (selection only)."""
-        accuracy, loss = float("nan"), float("nan")
-        if self.dist.is_main and len(self.val):
-            accuracy, loss = self._accuracy(self.evaluated, self.val, bf16=self.autocast, tta_shift=False)
-        accuracy, loss = self.dist.broadcast((accuracy, loss))
-        lr = float(f"{self.optimizer.param_groups[0]['lr']:.6g}")
-        record = {"val_loss": fraction(loss), "val_accuracy": fraction(accuracy), "lr": lr}
+        # val_size=0 trains on every image: nothing to measure, null in the records (JSON has no NaN).
+        record = {"val_loss": None, "val_accuracy": None, "lr": float(f"{self.optimizer.param_groups[0]['lr']:.6g}")}
+        if len(self.val):
+            accuracy, loss = float("nan"), float("nan")
+            if self.dist.is_main:
+                accuracy, loss = self._accuracy(self.evaluated, self.val, bf16=self.autocast, tta_shift=False)
+            accuracy, loss = self.dist.broadcast((accuracy, loss))
+            record |= {"val_loss": fraction(loss), "val_accuracy": fraction(accuracy)}
         return record | {"elapsed_seconds": numbers.seconds(self.progress.elapsed)}
 
     def _accuracy(

@@ -67,6 +67,15 @@ def save_png(figure, out: PathLike) -> str:
 # --- training curves ---------------------------------------------------------------------------------
 
 
+def _validated(run: dict) -> bool:
+    return bool(run["metrics"]) and run["metrics"][0]["val_accuracy"] is not None
+
+
+def _first_accuracy(run: dict) -> float:
+    first = run["metrics"][0]
+    return first["val_accuracy"] if first["val_accuracy"] is not None else first["train_accuracy"]
+
+
 def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
     """Loss and accuracy per epoch (train and validation) from runs' metrics, overlaid and labelled."""
     if not run_dirs:
@@ -80,17 +89,18 @@ def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
         epochs = [r["epoch"] for r in run["metrics"]]
         colour = colours(index % 10)
         loss_axes.plot(epochs, [r["train_loss"] for r in run["metrics"]], color=colour, label=f"{label} train")
-        loss_axes.plot(epochs, [r["val_loss"] for r in run["metrics"]], "--", color=colour, label=f"{label} val")
         accuracy_axes.plot(
             epochs, [100 * r["train_accuracy"] for r in run["metrics"]], color=colour, label=f"{label} train"
         )
-        accuracy_axes.plot(
-            epochs, [100 * r["val_accuracy"] for r in run["metrics"]], "--", color=colour, label=f"{label} val"
-        )
+        if _validated(run):  # a run trained on every image (val_size=0) has no validation curve
+            loss_axes.plot(epochs, [r["val_loss"] for r in run["metrics"]], "--", color=colour, label=f"{label} val")
+            accuracy_axes.plot(
+                epochs, [100 * r["val_accuracy"] for r in run["metrics"]], "--", color=colour, label=f"{label} val"
+            )
     loss_axes.set(xlabel="epoch", ylabel="loss (train: smoothed labels)", title="loss")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     # The interesting part is near the top: start the axis at the first epoch's validation accuracy.
-    low = min(100 * r["metrics"][0]["val_accuracy"] for r in runs if r["metrics"])
+    low = min(100 * _first_accuracy(r) for r in runs if r["metrics"])
     accuracy_axes.set_ylim(max(0.0, low - 2), 100.5)
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
@@ -99,7 +109,7 @@ def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
     figure.suptitle(f"training curves: {', '.join(models)} (solid: train, dashed: validation)", fontsize=11)
     figure.tight_layout()
     best = {
-        label: max(run["metrics"], key=lambda r: r["val_accuracy"])["val_accuracy"]
+        label: max(r["val_accuracy"] for r in run["metrics"]) if _validated(run) else None
         for run, label in zip(runs, labels, strict=True)
     }
     return Plot("curves", save_png(figure, out), models[0] if len(models) == 1 else None, {"best_val_accuracy": best})

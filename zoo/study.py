@@ -166,6 +166,9 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
         runs = _finished_runs(runs_dir, name)
         if not runs:
             continue
+        unranked = [run.folder for run in runs if run.report["val_accuracy"] is None]
+        if unranked:
+            raise ZooError(f"{unranked[0]} has no validation accuracy (val_size=0): a study ranks its seeds by it")
         best = max(runs, key=lambda run: run.report["val_accuracy"])
         spec = get_spec(name)
         studies.append(

@@ -37,7 +37,8 @@ def plot_curves_command(
     plot = plot_curves(run_dirs, out_path)
     if not as_json:
         for label, accuracy in plot.facts["best_val_accuracy"].items():
-            out.print(f"{label}: best validation accuracy {accuracy:.2%}")
+            best = "none (trained without a validation split)" if accuracy is None else f"{accuracy:.2%}"
+            out.print(f"{label}: best validation accuracy {best}")
     _report_plot(plot, as_json)
 
 

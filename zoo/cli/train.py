@@ -49,7 +49,10 @@ def train_command(
         return
     table = Table(title=f"{name}: training report", show_header=False)
     table.add_row("test accuracy", f"{result.test_accuracy:.2%}")
-    table.add_row("validation accuracy", f"{result.val_accuracy:.2%} (epoch {result.best_epoch})")
+    if result.val_accuracy is None:
+        table.add_row("validation accuracy", f"none: no validation split (val_size=0), epoch {result.best_epoch} kept")
+    else:
+        table.add_row("validation accuracy", f"{result.val_accuracy:.2%} (epoch {result.best_epoch})")
     table.add_row("training time", f"{result.train_seconds:.1f} s on {result.device}")
     table.add_row("throughput", f"{result.images_per_second:,.0f} images/s")
     table.add_row("parameters", f"{result.params:,}")
