@@ -318,12 +318,11 @@ def summary(report: dict) -> str:
             lines += ["", f"Each cell is the median of {len(rounds)} rounds, the three servers in turn; every round's req/s "
                           f"(zoo serve / bare app / tuned): {each}."]  # fmt: skip
         lines.append("")
-    good_clients = report.get("good_clients")
     for key, what in (("hostile_mix", "Hostile mix"), ("worst_case_only", "Worst case only")):
         h = report[key]
         who = f"{report['clients']} connections"
-        if key == "hostile_mix" and good_clients is not None:  # records before the split mixed them in each
-            who = f"{report['clients']} connections of worst-case uploads and {good_clients} of good and malformed ones"
+        if key == "hostile_mix":
+            who += f" of worst-case uploads and {report['good_clients']} of good and malformed ones"
         lines.append(
             f"- {what}, {who} for {h['seconds']} s: {h['requests']:,} requests "
             f"({h['good']:,} good, {h['bad']:,} malformed, {h['worst_case']:,} worst-case); "
