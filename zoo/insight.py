@@ -72,8 +72,7 @@ def _validated(run: dict) -> bool:
 
 
 def _first_accuracy(run: dict) -> float:
-    first = run["metrics"][0]
-    return first["val_accuracy"] if first["val_accuracy"] is not None else first["train_accuracy"]
+    return run["metrics"][0]["val_accuracy" if _validated(run) else "train_accuracy"]
 
 
 def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
@@ -99,7 +98,8 @@ def plot_curves(run_dirs: list[PathLike], out: PathLike = "curves.png") -> Plot:
             )
     loss_axes.set(xlabel="epoch", ylabel="loss (train: smoothed labels)", title="loss")
     accuracy_axes.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    # The interesting part is near the top: start the axis at the first epoch's validation accuracy.
+    # The interesting part is near the top: start the axis at the first epoch's validation accuracy (train
+    # accuracy for a run without a validation split).
     low = min(100 * _first_accuracy(r) for r in runs if r["metrics"])
     accuracy_axes.set_ylim(max(0.0, low - 2), 100.5)
     for axes in (loss_axes, accuracy_axes):
