@@ -52,7 +52,9 @@ def test_the_study_table_is_the_one_zoo_study_writes_from_the_records():
 
 def test_the_goals_sentence_names_the_models_at_their_goals():
     """README names exactly the Fashion-MNIST models whose 3-seed mean reaches their goal."""
-    reached = [s.name for s in collect(FASHION_MNIST, REPO / "docs" / "runs") if s.mean >= REFERENCE[s.name][2]]
+    # A mean is a count of right answers over 10,000 images a seed: rounding keeps float error from deciding.
+    studies = collect(FASHION_MNIST, REPO / "docs" / "runs")
+    reached = [s.name for s in studies if round(s.mean, 6) >= REFERENCE[s.name][2]]
     names = ", ".join(f"`{name}`" for name in reached)
     if not reached:
         sentence = "none reaches its goal yet"
