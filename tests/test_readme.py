@@ -116,6 +116,7 @@ def test_the_export_fidelity_table_measured_the_shipped_weights():
 BENCHMARK_RESULTS = (
     "results-epyc-2core.json",
     "results-epyc-2core-fashion-mnist.json",
+    "results-epyc-2core-cnn-ema.json",
     "results-epyc-2core-cifar_cnn_best.json",
 )
 
