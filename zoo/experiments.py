@@ -114,7 +114,7 @@ TEACHERS = (
     # Shifted views, each with the teacher's own answer for it: crops hurt an MLP on hard labels, but a
     # teacher that labels every view consistently turns them into more distinct examples to match.
     ("cnn_100k.v2, ±1-pixel crops taught", {"teacher": "cnn_100k.v2", "distill_weight": 0.9, "crop_padding": 1}),
-    # cnn_100k.v3 is 0.38 points above v2 on the test set: does the best CNN teach better than the one before?
+    # The strongest CNN shipped since (its card has the figures): does a better cnn_100k teach better?
     ("cnn_100k.v3, ±1-pixel crops taught", {"teacher": "cnn_100k.v3", "distill_weight": 0.9, "crop_padding": 1}),
 )
 
