@@ -28,6 +28,7 @@ from zoo.core.device import resolve_device
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
 from zoo.core.loading import Classifier, load_model
+from zoo.core.models.cnn import TUNED_CNN_RECIPE
 from zoo.core.models.reference import REFERENCE_MODELS, STUDY_RECIPES
 from zoo.core.numbers import fraction
 from zoo.core.preprocess import predict_logits
@@ -119,9 +120,9 @@ TEACHERS = (
 )
 
 
-# The CNN recipe these Fashion-MNIST experiments trained with: the registry's until the CNNs moved to 100
-# epochs with a weight EMA. Pinned, so their committed runs keep the keys they were stored under.
-TUNED_50_EPOCHS = {"epochs": 50, "ema_decay": 0.0}
+# The CNN recipe these Fashion-MNIST experiments trained with (cnn_10k.v1's), the registry's until the CNNs
+# moved to 100 epochs with a weight EMA. Pinned, so their committed runs keep the keys they were stored under.
+CNN_10K_V1 = TUNED_CNN_RECIPE.to_dict()
 
 
 def _sizes(model: str, sizes: tuple[int, ...], full: int, **overrides: object) -> tuple[Variant, ...]:
@@ -198,11 +199,11 @@ EXPERIMENTS = {
             "cnn-teachers",
             "Distillation for the smallest CNN: cnn_10k taught by the shipped cnn_100k (cnn_10k.v1's recipe otherwise)",
             (
-                Variant("no teacher (cnn_10k.v1's recipe)", "cnn_10k", overrides=TUNED_50_EPOCHS),
+                Variant("no teacher (cnn_10k.v1's recipe)", "cnn_10k", overrides=CNN_10K_V1),
                 Variant(
                     "cnn_100k.v2, weight 0.9",
                     "cnn_10k",
-                    overrides={**TUNED_50_EPOCHS, "teacher": "cnn_100k.v2", "distill_weight": 0.9},
+                    overrides={**CNN_10K_V1, "teacher": "cnn_100k.v2", "distill_weight": 0.9},
                 ),
             ),
             "Does the tuned CNN recipe gain from a teacher ten times its size (every crop's view taught)? The runs "
@@ -212,7 +213,7 @@ EXPERIMENTS = {
         Experiment(
             "train-size-fashion-mnist",
             "Accuracy vs training-set size, Fashion-MNIST (cnn_10k, zoo recipe, 15 epochs at full size)",
-            _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, **{**TUNED_50_EPOCHS, "epochs": 15}),
+            _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, **{**CNN_10K_V1, "epochs": 15}),
             "How accuracy and the train-test gap change from 10 to all 55,000 training images.",
             sizes=True,
         ),

@@ -66,8 +66,8 @@ CNN_RECIPE = Recipe(
 TUNED_CNN_RECIPE = CNN_RECIPE.replace(
     epochs=50, lr=0.188, weight_decay=0.000372, label_smoothing=0.00819, crop_padding=1
 )
-# The same recipe over twice the schedule, evaluated with an EMA of the weights: it lifted cnn_100k and then
-# cnn_10k on every seed (their histories in docs/runs give the figures).
+# The same recipe over twice the schedule, evaluated with an EMA of the weights: it lifted the mean of every
+# CNN trained with it (their histories in docs/runs give the figures).
 LONG_EMA_CNN_RECIPE = TUNED_CNN_RECIPE.replace(epochs=100, ema_decay=0.999)
 
 
