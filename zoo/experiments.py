@@ -237,6 +237,7 @@ class Row:
     images_per_second: float | None = None  # training throughput
     test_accuracy_flip: float | None = None  # of the same weights with the image and its mirror only (ablations)
     seed: int = 0
+    hardware: str = "unknown"  # the machine that trained the run (its config's record)
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -347,6 +348,7 @@ def _row(variant: Variant, run_dir: Path) -> Row | None:
         val_accuracy=report["val_accuracy"], test_accuracy=report["test_accuracy"],
         train_seconds=report["train_seconds"], run=str(run_dir), images_per_second=report.get("images_per_second"),
         test_accuracy_flip=flip_only["test_accuracy"] if flip_only else None, seed=config["recipe"]["seed"],
+        hardware=str(config.get("hardware", config.get("device", "unknown"))),
     )  # fmt: skip
 
 
@@ -477,8 +479,7 @@ def _hardware(rows: list[Row]) -> str:
     with its variants, since their training times compare only within one machine."""
     variants: dict[str, list[str]] = {}
     for row in rows:
-        config = RunDir(row.run).config()
-        labels = variants.setdefault(str(config.get("hardware", config.get("device", "unknown"))), [])
+        labels = variants.setdefault(row.hardware, [])
         if row.label not in labels:
             labels.append(row.label)
     if len(variants) == 1:
