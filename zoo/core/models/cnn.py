@@ -80,7 +80,7 @@ def _cnn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs
 
 register(_cnn_spec("cnn_10k", 10_000, (8, 16, 16, 16, 24), params=9_698, macs=1_016_304, recipe=LONG_EMA_CNN_RECIPE))
 register(_cnn_spec("cnn_20k", 20_000, (8, 16, 24, 24, 40), params=19_138, macs=1_637_392, recipe=LONG_EMA_CNN_RECIPE))
-register(_cnn_spec("cnn_50k", 50_000, (16, 32, 32, 48, 48), params=49_370, macs=4_516_320, recipe=TUNED_CNN_RECIPE))
+register(_cnn_spec("cnn_50k", 50_000, (16, 32, 32, 48, 48), params=49_370, macs=4_516_320, recipe=LONG_EMA_CNN_RECIPE))
 register(_cnn_spec(
     "cnn_100k", 100_000, (16, 32, 48, 64, 88), params=98_298, macs=7_564_912, recipe=LONG_EMA_CNN_RECIPE
 ))  # fmt: skip
