@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import zoo
 from zoo import experiments
 from zoo.cli import main
+from zoo.cli.study import experiment_command
 from zoo.core.summary import count_params
 from zoo.experiments import Experiment, Variant
 
@@ -145,3 +147,10 @@ def test_unknown_experiment_and_untrained_experiment_are_one_line_errors(capsys,
     assert main(["experiment", "augmentation", "--docs-dir", str(tmp_path)]) != 0
     err = capsys.readouterr().err
     assert "no finished run" in err and "--train" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_names_every_experiment():
+    """`zoo experiment --help` lists the experiments without importing them (that would import torch at every
+    command's start), so the list is written out: it must name each one, in the registry's order."""
+    hint = typing.get_type_hints(experiment_command, include_extras=True)["name"]
+    assert hint.__metadata__[0].help == f"{', '.join(experiments.names())} or all."
