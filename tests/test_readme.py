@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import zoo
+from zoo import experiments
 from zoo.bench.report import readme_table
 from zoo.core.weights import manifest, shipped_weights, tag_of
 from zoo.study import REFERENCE, collect, markdown_table
@@ -117,6 +118,7 @@ BENCHMARK_RESULTS = (
     "results-epyc-2core.json",
     "results-epyc-2core-fashion-mnist.json",
     "results-epyc-2core-cnn-ema.json",
+    "results-epyc-2core-fcn-long.json",
     "results-epyc-2core-cifar_cnn_best.json",
 )
 
@@ -172,3 +174,22 @@ def test_the_one_liner_s_comment_is_what_it_computes():
         probabilities = model(transform(str(REPO / "examples" / "3-dress.png"))[None]).softmax(1)[0]
     top = int(probabilities.argmax())
     assert model.pretrained_cfg["classes"][top] == name and f"{float(probabilities[top]):.3f}" == stated
+
+
+def test_the_experiments_training_time_is_the_records_sum():
+    """README's "about N hours" for `zoo experiment all --train` from scratch is the sum of the committed runs'
+    training times (a run that two experiments share counts once)."""
+    runs = REPO / "docs" / "experiments" / "runs"
+    folders = {v.seeded(s).run_dir(runs) for e in experiments.EXPERIMENTS.values() for v in e.variants for s in e.seeds}
+    seconds = sum(json.loads((folder / "report.json").read_text())["train_seconds"] for folder in folders)
+    assert f"add up to about {round(seconds / 3600)} hours of 2-core CPU" in " ".join(README.split())
+
+
+def test_the_mlp_schedule_figures_are_the_experiment_s():
+    """The README's sentence on fcn_50k's schedule quotes `zoo experiment fcn-schedule`'s validation means."""
+    written = (REPO / "docs" / "experiments" / "fcn-schedule.md").read_text()
+    (table,) = [t for t in tables(written) if "variant" in t[0]]
+    header, rows = table[0], table[1:]
+    means = [row[header.index("val acc.")].strip("*").split(" ±")[0] for row in rows]
+    sentence = " ".join(README[README.index("Twice the schedule does more") :].split("\n-")[0].split())
+    assert f"from {means[0]} to {means[1]} mean validation at 300 epochs ({means[2]} with a weight EMA" in sentence
