@@ -61,7 +61,7 @@ CNN_RECIPE = Recipe(
     epochs=30, batch_size=256, optimizer="sgd", lr=0.1, weight_decay=5e-4,
     label_smoothing=0.1, crop_padding=2, hflip=True, erasing=0.0,
 )  # fmt: skip
-# Found by `zoo tune cnn_10k` (docs/tune/cnn_10k.md) and shared by every CNN here (their cards
+# Found by `zoo tune cnn_10k` (docs/tune/cnn_10k.md) and the base of every CNN's recipe here (their cards
 # give the three-seed figures): ±1-pixel crops, little label smoothing, a higher learning rate, 50 epochs.
 TUNED_CNN_RECIPE = CNN_RECIPE.replace(
     epochs=50, lr=0.188, weight_decay=0.000372, label_smoothing=0.00819, crop_padding=1
