@@ -191,5 +191,6 @@ def test_the_mlp_schedule_figures_are_the_experiment_s():
     (table,) = [t for t in tables(written) if "variant" in t[0]]
     header, rows = table[0], table[1:]
     means = [row[header.index("val acc.")].strip("*").split(" ±")[0] for row in rows]
-    sentence = " ".join(README[README.index("Twice the schedule does more") :].split("\n-")[0].split())
+    flat = " ".join(README.split())  # the README wraps its prose anywhere
+    sentence = flat[flat.index("Twice the schedule does more") :].split(" - ")[0]
     assert f"from {means[0]} to {means[1]} mean validation at 300 epochs ({means[2]} with a weight EMA" in sentence
