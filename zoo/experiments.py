@@ -139,6 +139,11 @@ FCN_SCHEDULES = (
 CNN_10K_V1 = TUNED_CNN_RECIPE.to_dict()
 
 
+def _on_fcn_50k_v2(changes: tuple[tuple[str, dict[str, object]], ...]) -> tuple[Variant, ...]:
+    """One fcn_50k variant per (label, recipe change), each on fcn_50k.v2's pinned recipe."""
+    return tuple(Variant(label, "fcn_50k", overrides={**FCN_50K_V2, **change}) for label, change in changes)
+
+
 def _sizes(model: str, sizes: tuple[int, ...], full: int, **overrides: object) -> tuple[Variant, ...]:
     return tuple(
         Variant(f"{n:,}", model, overrides=dict(overrides), limit_train=None if n == full else n) for n in sizes
@@ -205,14 +210,14 @@ EXPERIMENTS = {
         Experiment(
             "fcn-teachers",
             "Distillation teachers for fcn_50k (its registry recipe otherwise, 150 epochs)",
-            tuple(Variant(label, "fcn_50k", overrides={**FCN_50K_V2, **change}) for label, change in TEACHERS),
+            _on_fcn_50k_v2(TEACHERS),
             "Does a stronger or a newer CNN teach the smallest MLP better? fcn_50k.v1 was taught by cnn_50k.v1.",
             seeds=(0, 1, 2),
         ),
         Experiment(
             "fcn-schedule",
             "Longer schedules and weight EMA for fcn_50k (fcn_50k.v2's recipe otherwise)",
-            tuple(Variant(label, "fcn_50k", overrides={**FCN_50K_V2, **change}) for label, change in FCN_SCHEDULES),
+            _on_fcn_50k_v2(FCN_SCHEDULES),
             "Does a longer schedule, with or without the weight EMA that lifted every CNN, lift the smallest MLP too?",
             seeds=(0, 1, 2),
         ),
