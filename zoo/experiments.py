@@ -209,7 +209,7 @@ EXPERIMENTS = {
         ),
         Experiment(
             "fcn-teachers",
-            "Distillation teachers for fcn_50k (its registry recipe otherwise, 150 epochs)",
+            "Distillation teachers for fcn_50k (fcn_50k.v2's recipe otherwise, 150 epochs)",
             _on_fcn_50k_v2(TEACHERS),
             "Does a stronger or a newer CNN teach the smallest MLP better? fcn_50k.v1 was taught by cnn_50k.v1.",
             seeds=(0, 1, 2),
