@@ -127,6 +127,24 @@ def test_the_hardware_line_names_each_machine_with_the_variants_it_trained():
     assert experiments._hardware([*xeon, row("c", "EPYC", 0)]) == 'Xeon for "a, b"; EPYC for "c"'
 
 
+def test_a_seeds_table_over_two_models_chooses_one_variant_for_each():
+    """An experiment that lengthens two models' schedules picks each model's best; one model's cannot hide the other's."""
+
+    def row(label: str, model: str, val: float, seed: int) -> experiments.Row:
+        return experiments.Row(label, model, "zoo", 100, 1, 1, None, val, 0.9, 1.0, "run", seed=seed, hardware="EPYC")
+
+    rows = [
+        *(row("a short", "fcn_100k", 0.90, s) for s in (0, 1)),
+        *(row("a long", "fcn_100k", 0.91, s) for s in (0, 1)),
+        *(row("b short", "fcn_200k", 0.93, s) for s in (0, 1)),
+        *(row("b long", "fcn_200k", 0.92, s) for s in (0, 1)),
+    ]
+    two = Experiment("two", "two models", (), "Which schedule, per model?", seeds=(0, 1))
+    table = experiments.seeds_markdown(two, rows, len(rows))
+    bold = sorted(line.split(" |")[0].strip("| ") for line in table.splitlines() if "**" in line)
+    assert bold == ["a long", "b short"] and "The choice (one per model)" in table
+
+
 @pytest.mark.parametrize("name", [n for n in experiments.names() if (DOCS / f"{n}.md").is_file()])
 def test_a_published_experiment_s_runs_are_all_found_under_the_keys_the_code_computes(name):
     """A committed table stays reproducible: every run it plans is committed under the folder name the code
