@@ -29,7 +29,7 @@ from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
 from zoo.core.loading import Classifier, load_model
 from zoo.core.models.cnn import TUNED_CNN_RECIPE
-from zoo.core.models.fcn import DISTILLED_FCN_RECIPE, FCN_100K_RECIPE
+from zoo.core.models.fcn import DISTILLED_FCN_RECIPE, TUNED_FCN_100K_RECIPE
 from zoo.core.models.reference import REFERENCE_MODELS, STUDY_RECIPES
 from zoo.core.numbers import fraction
 from zoo.core.preprocess import predict_logits
@@ -136,7 +136,7 @@ FCN_SCHEDULES = (
 
 # The wider MLPs' recipes when fcn_50k moved to 300 epochs (fcn_100k.v2's tuned one, fcn_200k.v2's the distilled
 # one), pinned like FCN_50K_V2: does doubling their 150 epochs lift them as it lifted fcn_50k?
-FCN_100K_V2 = FCN_100K_RECIPE.to_dict()
+FCN_100K_V2 = TUNED_FCN_100K_RECIPE.to_dict()
 FCN_200K_V2 = DISTILLED_FCN_RECIPE.to_dict()
 FCN_LONG = tuple(
     Variant(f"{model}, {label}", model, overrides={**pinned, **change})
