@@ -185,12 +185,20 @@ def test_the_experiments_training_time_is_the_records_sum():
     assert f"add up to about {round(seconds / 3600)} hours of 2-core CPU" in " ".join(README.split())
 
 
-def test_the_mlp_schedule_figures_are_the_experiment_s():
-    """The README's sentence on fcn_50k's schedule quotes `zoo experiment fcn-schedule`'s validation means."""
-    written = (REPO / "docs" / "experiments" / "fcn-schedule.md").read_text()
+def validation_means(experiment: str) -> list[str]:
+    """The mean validation accuracy of each variant in an experiment's committed table, as printed."""
+    written = (REPO / "docs" / "experiments" / f"{experiment}.md").read_text()
     (table,) = [t for t in tables(written) if "variant" in t[0]]
     header, rows = table[0], table[1:]
-    means = [row[header.index("val acc.")].strip("*").split(" ±")[0] for row in rows]
+    return [row[header.index("val acc.")].strip("*").split(" ±")[0] for row in rows]
+
+
+def test_the_mlp_schedule_figures_are_the_experiment_s():
+    """The README's sentences on the MLPs' schedules quote `zoo experiment fcn-schedule`'s and `fcn-long`'s
+    validation means."""
+    means = validation_means("fcn-schedule")
     flat = " ".join(README.split())  # the README wraps its prose anywhere
     sentence = flat[flat.index("Twice the schedule does more") :].split(" - ")[0]
     assert f"from {means[0]} to {means[1]} mean validation at 300 epochs ({means[2]} with a weight EMA" in sentence
+    wide = validation_means("fcn-long")
+    assert f"takes `fcn_100k` from {wide[0]} to {wide[1]} and `fcn_200k` from {wide[2]} to {wide[3]} mean" in sentence

@@ -42,9 +42,11 @@ FCN_RECIPE = Recipe(
 # ±1-pixel crops stop hurting an MLP and help it: the best variant of `zoo experiment fcn-teachers`
 # (docs/experiments/fcn-teachers.md) for fcn_50k, confirmed on three seeds of fcn_100k and fcn_200k.
 DISTILLED_FCN_RECIPE = FCN_RECIPE.replace(epochs=150, teacher="cnn_100k.v2", distill_weight=0.9, crop_padding=1)
-# Twice the schedule: chosen on validation by `zoo experiment fcn-schedule` (docs/experiments/fcn-schedule.md)
-# for fcn_50k, over the same schedule with a weight EMA, and by `zoo experiment fcn-long` for the wider two.
+# Longer schedules, chosen on validation: twice the epochs by `zoo experiment fcn-long` for the wider two, and
+# four times for fcn_50k by `zoo experiment fcn-schedule` (docs/experiments/fcn-schedule.md), over twice the
+# epochs with or without a weight EMA.
 LONG_FCN_RECIPE = DISTILLED_FCN_RECIPE.replace(epochs=300)
+FCN_50K_RECIPE = DISTILLED_FCN_RECIPE.replace(epochs=600)
 # Found by `zoo tune fcn_100k` (docs/tune/fcn_100k-ema.md), with a third, narrower hidden layer: weight EMA,
 # a softer teacher and little label smoothing; fcn_100k.v2's recipe, then twice its schedule.
 TUNED_FCN_100K_RECIPE = DISTILLED_FCN_RECIPE.replace(
@@ -61,6 +63,6 @@ def _fcn_spec(name: str, budget: int, widths: tuple[int, ...], params: int, macs
     )  # fmt: skip
 
 
-register(_fcn_spec("fcn_50k", 50_000, (54, 54, 54), params=49_042, macs=48_708, recipe=LONG_FCN_RECIPE))
+register(_fcn_spec("fcn_50k", 50_000, (54, 54, 54), params=49_042, macs=48_708, recipe=FCN_50K_RECIPE))
 register(_fcn_spec("fcn_100k", 100_000, (100, 100, 64), params=95_978, macs=95_440, recipe=FCN_100K_RECIPE))
 register(_fcn_spec("fcn_200k", 200_000, (200, 200), params=199_610, macs=198_800, recipe=LONG_FCN_RECIPE))
