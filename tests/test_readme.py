@@ -121,6 +121,7 @@ BENCHMARK_RESULTS = (
     "results-epyc-2core-fcn-long.json",
     "results-epyc-2core-cifar_cnn_best.json",
     "results-epyc-zen3-2core-fcn.json",
+    "results-epyc-zen3-2core-cnn100k.json",
 )
 
 
@@ -194,6 +195,14 @@ def validation_means(experiment: str) -> list[str]:
     (table,) = [t for t in tables(written) if "variant" in t[0]]
     header, rows = table[0], table[1:]
     return [row[header.index("val acc.")].strip("*").split(" ±")[0] for row in rows]
+
+
+def test_the_cnn_erasing_figures_are_the_experiment_s():
+    """The README's sentence on random erasing for cnn_100k quotes `zoo experiment cnn-erasing`'s validation means."""
+    means = validation_means("cnn-erasing")
+    flat = " ".join(README.split())
+    sentence = flat[flat.index("`zoo experiment cnn-erasing`") :].split(" - ")[0]
+    assert f"three seeds' mean validation from {means[0]} to {means[1]}" in sentence
 
 
 def test_the_mlp_schedule_figures_are_the_experiment_s():
