@@ -38,6 +38,17 @@ def test_teacher_logits_match_the_teacher_on_each_view(fashion_mnist, random_che
         torch.testing.assert_close(teacher.logits[:, offset, int(mirrored)], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_an_ensemble_teacher_s_logits_are_its_members_mean_on_each_view(fashion_mnist, random_checkpoint):
+    first, second = random_checkpoint("cnn_10k", seed=3), random_checkpoint("cnn_20k", seed=4)
+    recipe = zoo.get_spec("fcn_50k").recipe.replace(distill_weight=0.5, crop_padding=1)
+    images, student, cpu = fashion_mnist.test.images[:8], zoo.get_spec("fcn_50k"), torch.device("cpu")
+    alone = [Teacher.load(recipe.replace(teacher=t), student, images, cpu) for t in (f"cnn_10k={first}", f"cnn_20k={second}")]
+    ensemble = Teacher.load(recipe.replace(teacher=f"cnn_10k={first}+cnn_20k={second}"), student, images, cpu)
+    assert not torch.equal(alone[0].logits, alone[1].logits)
+    torch.testing.assert_close(ensemble.logits, (alone[0].logits + alone[1].logits) / 2)
+    assert ensemble.weights_sha256 == f"{alone[0].weights_sha256}+{alone[1].weights_sha256}"
+
+
 def test_teacher_logits_are_computed_once_per_teacher_views_and_images(fashion_mnist, random_checkpoint, monkeypatch):
     path = random_checkpoint("cnn_10k", seed=2)
     recipe = zoo.get_spec("fcn_50k").recipe.replace(teacher=f"cnn_10k={path}", distill_weight=0.5, crop_padding=1)

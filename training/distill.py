@@ -40,8 +40,21 @@ class Teacher:
 
     @classmethod
     def load(cls, recipe: Recipe, student: ModelSpec, images: torch.Tensor, device: torch.device) -> Teacher:
-        """Run the teacher named by the recipe over every view of the (uint8) training images."""
-        name, _, path = recipe.teacher.partition("=")
+        """Run the teacher named by the recipe over every view of the (uint8) training images.
+
+        "a+b+c" names an ensemble: its logits are the mean of its members' logits for each view, so one
+        temperature softens them all alike (a mean of logits is the members' product of experts)."""
+        members = [cls._member_logits(member, recipe, student, images, device) for member in recipe.teacher.split("+")]
+        logits = torch.stack([logits for logits, _ in members]).mean(0) if len(members) > 1 else members[0][0]
+        weights = "+".join(sha for _, sha in members) if all(sha for _, sha in members) else ""
+        return cls(logits, recipe.distill_weight, recipe.distill_temperature, weights)
+
+    @classmethod
+    def _member_logits(
+        cls, member: str, recipe: Recipe, student: ModelSpec, images: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, str]:
+        """One teacher's logits for every view, and the sha256 of its weights ("" for a random initialisation)."""
+        name, _, path = member.partition("=")
         spec = get_spec(name)
         if spec.dataset != student.dataset or spec.classes != student.classes:
             raise ZooError(
@@ -65,7 +78,7 @@ class Teacher:
             logits = cls._compute(model, spec, images, padding, device, reflect)
             if weights:  # random-init teachers (no weights hash) are never cached
                 atomic_write(cached, lambda tmp: torch.save(logits.cpu(), tmp))
-        return cls(logits, recipe.distill_weight, recipe.distill_temperature, weights or "")
+        return logits, weights or ""
 
     @staticmethod
     def _compute(

@@ -368,21 +368,30 @@ def _sweep_line(name: str, docs_dir: Path | None) -> str:
 
 def _teacher_line(name: str, recipe: dict[str, object], taught_by: str | None = None) -> str:
     """The exact weights that taught a distilled model, by tag: from its run's record of the teacher's sha256,
-    else from its shipped weights' record (the manifest), else said to be unknown."""
+    else from its shipped weights' record (the manifest), else said to be unknown. An ensemble ("a+b") lists
+    each member."""
     if not recipe.get("teacher") or not recipe.get("distill_weight"):
         return "none"
-    teacher, _, path = str(recipe["teacher"]).partition("=")
     settings = f"weight {recipe['distill_weight']}, temperature {recipe['distill_temperature']}"
-    if path:
-        return f"`{teacher}` weights {path}, {settings}"
+    members = str(recipe["teacher"]).split("+")
     shipped = shipped_weights(name)
-    sha = taught_by or (shipped.teacher_sha256 if shipped else None)
+    recorded = taught_by or (shipped.teacher_sha256 if shipped else None)
+    shas = recorded.split("+") if recorded else []
+    lines = [_member_line(m, shas[i] if len(shas) == len(members) else None) for i, m in enumerate(members)]
+    ensemble = f"the mean logits of {len(members)}: " if len(members) > 1 else ""
+    return f"{ensemble}{'; '.join(lines)}, {settings}"
+
+
+def _member_line(teacher: str, sha: str | None) -> str:
+    teacher, _, path = teacher.partition("=")
+    if path:
+        return f"`{teacher}` weights {path}"
     model = split_tag(teacher)[0]
     tag = tag_of(model, sha) if sha else None
     if tag is None:
-        return f"`{teacher}` (which weights was not recorded), {settings}"
+        return f"`{teacher}` (which weights was not recorded)"
     accuracy = shipped_weights(model, tag).metrics.get("test_accuracy")
-    return f"`{model}.{tag}` (sha256 {sha[:12]}…, {accuracy:.2%} test), {settings}"
+    return f"`{model}.{tag}` (sha256 {sha[:12]}…, {accuracy:.2%} test)"
 
 
 def _tag_line(name: str) -> str:

@@ -59,7 +59,7 @@ def experiment_command(
     name: Annotated[
         str,
         typer.Argument(
-            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, airbench-ablation, fcn-teachers, fcn-schedule, fcn-long, cnn-teachers, cnn-erasing, train-size-fashion-mnist or all."
+            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, airbench-ablation, fcn-teachers, fcn-schedule, fcn-long, cnn-teachers, cnn-erasing, cnn-ensemble-teacher, train-size-fashion-mnist or all."
         ),
     ],
     train: Annotated[
@@ -73,8 +73,8 @@ def experiment_command(
     as_json: JsonFlag = False,
 ) -> None:
     """The studies' comparisons (reference networks, stride vs max-pool, ReLU vs SiLU, augmentation,
-    training-set size), the airbench ablation, the MLPs' teachers and schedules and the smallest CNN's
-    teacher, each a table and a plot in docs/experiments/."""
+    training-set size), the airbench ablation, the MLPs' teachers and schedules, the smallest CNN's teacher
+    and the largest CNN's erasing and ensemble teacher, each a table and a plot in docs/experiments/."""
     from zoo.experiments import names, run_experiment
 
     chosen = names() if name == "all" else [name]

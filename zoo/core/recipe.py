@@ -24,7 +24,9 @@ class Recipe:
     hflip: bool = True  # random horizontal flip
     erasing: float = 0.0  # probability of random erasing (cutout) per image
     dropout: float = 0.0  # dropout before the classifier, passed to the builder when it accepts it
-    teacher: str = ""  # knowledge distillation: shipped weights by tag ("cnn_50k.v2"), or "name=path.safetensors"
+    # knowledge distillation: shipped weights by tag ("cnn_50k.v2"), "name=path.safetensors", or an ensemble
+    # of these joined by "+" ("cnn_100k.v4+cnn_50k.v3", whose logits are averaged)
+    teacher: str = ""
     distill_weight: float = 0.0  # share of the loss spent matching the teacher's softened outputs, 0-1
     distill_temperature: float = 4.0  # softening temperature of student and teacher outputs
     val_size: int = 5000  # images held out of the training set for model selection
