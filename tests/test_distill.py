@@ -86,6 +86,19 @@ def test_student_learns_from_the_teacher_alone(tmp_path, data_dir):
     assert "was not recorded" in _teacher_line("fcn_50k", config["recipe"], "0" * 64)
 
 
+
+def test_the_card_names_each_member_of_an_ensemble_teacher_by_tag():
+    from zoo.core.weights import shipped_weights
+    from zoo.study import _teacher_line
+
+    recipe = {"teacher": "cnn_100k.v3+cnn_50k.v3", "distill_weight": 0.5, "distill_temperature": 4.0}
+    shas = [shipped_weights(*member.split(".")).sha256 for member in recipe["teacher"].split("+")]
+    line = _teacher_line("cnn_100k", recipe, "+".join(shas))
+    assert line.startswith("the mean logits of 2: `cnn_100k.v3` (sha256 ") and "; `cnn_50k.v3` (sha256 " in line
+    assert "not recorded" not in line
+    # A record that does not name every member's weights names none of them.
+    assert _teacher_line("cnn_100k", recipe, shas[0]).count("was not recorded") == 2
+
 def test_teacher_refuses_erasing_and_mismatched_data_sets(tmp_path, data_dir):
     with pytest.raises(ZooError, match="set erasing=0"):
         zoo.get_spec("fcn_50k").recipe.replace(erasing=0.25)
