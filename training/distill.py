@@ -4,7 +4,8 @@ The teacher's logits are computed once, before training starts, for every traini
 the student can be shown: each crop offset ((2 * crop_padding + 1)² of them) and its mirror. The teacher
 then costs a fixed number of passes over the data instead of one forward per student step, which is
 what makes distillation affordable on a CPU: 2 passes with flips only, 18 with crop_padding=1, 50 with
-crop_padding=2. Random erasing has no finite set of views, so the recipe refuses it with a teacher.
+crop_padding=2. Random erasing has no finite set of views; it is applied to the student's view after the
+crop and mirror, so the teacher's target is its answer on the whole image the student sees part of.
 
 The logits are cached on disk (the user cache, keyed by the teacher's weights, the views and the training
 images), so the seeds of a study and the trials of a `zoo tune` sweep compute them once between them.

@@ -157,6 +157,7 @@ CNN_100K_V3 = LONG_EMA_CNN_RECIPE.to_dict()
 CNN_100K_V4 = {**CNN_100K_V3, "erasing": 0.5}
 # The teacher of cnn-ensemble-teacher: the shipped CNNs whose mean logits scored best on validation.
 ENSEMBLE_TEACHER = "cnn_100k.v4+cnn_100k.v3+cnn_50k.v3"
+CNN_100K_TAUGHT = {**CNN_100K_V3, "teacher": ENSEMBLE_TEACHER, "distill_weight": 0.5}
 
 
 def _on_fcn_50k_v2(changes: tuple[tuple[str, dict[str, object]], ...]) -> tuple[Variant, ...]:
@@ -283,12 +284,25 @@ EXPERIMENTS = {
                 Variant(
                     f"taught by {ENSEMBLE_TEACHER.replace('+', ' + ')}, weight 0.5",
                     "cnn_100k",
-                    overrides={**CNN_100K_V3, "teacher": ENSEMBLE_TEACHER, "distill_weight": 0.5},
+                    overrides=CNN_100K_TAUGHT,
                 ),
             ),
             "Does the mean of several shipped CNNs, better on validation than any one of them, teach the largest CNN "
-            "past what it learns from labels (every crop's view taught)? Distillation cannot erase (no finite set "
-            "of views), so the taught runs use cnn_100k.v3's recipe; the first two rows are the runs of cnn-erasing.",
+            "past what it learns from labels (every crop's view taught)? The taught runs keep cnn_100k.v3's recipe, "
+            "so each row changes one thing; the first two rows are the runs of cnn-erasing.",
+            seeds=(0, 1, 2),
+        ),
+        Experiment(
+            "cnn-teacher-erasing",
+            "Ensemble teacher and random erasing together for cnn_100k (100 epochs)",
+            (
+                Variant("random erasing, p = 0.5 (cnn_100k.v4's recipe)", "cnn_100k", overrides=CNN_100K_V4),
+                Variant("ensemble teacher, weight 0.5", "cnn_100k", overrides=CNN_100K_TAUGHT),
+                Variant("both: ensemble teacher + random erasing", "cnn_100k", overrides={**CNN_100K_TAUGHT, "erasing": 0.5}),
+            ),
+            "Erasing and the ensemble teacher tied on validation in cnn-ensemble-teacher; do they add up? The teacher "
+            "labels the whole view and the student sees it with a patch erased. The first two rows are the runs of "
+            "cnn-ensemble-teacher.",
             seeds=(0, 1, 2),
         ),
         Experiment(

@@ -83,9 +83,6 @@ class Recipe:
             raise ZooError("alternating_flip chooses which epochs mirror an image: it needs {hflip=True}")
         if self.lookahead and self.ema_decay:
             raise ZooError("lookahead and ema_decay both average the weights: choose one", argument="lookahead")
-        if self.teacher and self.erasing:
-            # Teacher outputs are computed once per training image, crop offset and mirror (training/distill.py).
-            raise ZooError("distillation supports crop and flip augmentation only: set erasing=0", argument="erasing")
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
