@@ -59,7 +59,7 @@ def experiment_command(
     name: Annotated[
         str,
         typer.Argument(
-            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, airbench-ablation, fcn-teachers, fcn-schedule, fcn-long, cnn-teachers, cnn-erasing, cnn-ensemble-teacher, train-size-fashion-mnist or all."
+            help="reference, stride-vs-maxpool, relu-vs-silu, augmentation, train-size-cifar, airbench-ablation, fcn-teachers, fcn-schedule, fcn-long, cnn-teachers, cnn-erasing, cnn-ensemble-teacher, cnn-teacher-erasing, train-size-fashion-mnist or all."
         ),
     ],
     train: Annotated[
