@@ -205,6 +205,17 @@ def test_the_cnn_erasing_figures_are_the_experiment_s():
     assert f"three seeds' mean validation from {means[0]} to {means[1]}" in sentence
 
 
+def test_the_ensemble_teacher_figures_are_the_experiment_s():
+    """The README's sentence on the ensemble teacher quotes `zoo experiment cnn-ensemble-teacher`'s validation
+    means (taught, then erasing) and calls them what they are."""
+    _, erasing, taught = validation_means("cnn-ensemble-teacher")
+    flat = " ".join(README.split())
+    sentence = flat[flat.index("`zoo experiment cnn-ensemble-teacher`") :].split(" - ")[0]
+    gain = float(taught.rstrip("%")) - float(erasing.rstrip("%"))
+    verdict = "a tie" if abs(gain) < 0.005 else ("better" if gain > 0 else "worse")
+    assert f"mean validation is {taught}, against {erasing} with erasing, {verdict}" in sentence
+
+
 def test_the_mlp_schedule_figures_are_the_experiment_s():
     """The README's sentences on the MLPs' schedules quote `zoo experiment fcn-schedule`'s and `fcn-long`'s
     validation means."""
