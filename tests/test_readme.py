@@ -122,6 +122,7 @@ BENCHMARK_RESULTS = (
     "results-epyc-2core-cifar_cnn_best.json",
     "results-epyc-zen3-2core-fcn.json",
     "results-epyc-zen3-2core-cnn100k.json",
+    "results-xeon-2core-resnet18_cifar.json",
 )
 
 
@@ -222,6 +223,65 @@ def test_the_mlp_schedule_figures_are_the_experiment_s():
     means = validation_means("fcn-schedule")
     flat = " ".join(README.split())  # the README wraps its prose anywhere
     sentence = flat[flat.index("A longer schedule does more") :].split(" - ")[0]
-    assert f"from {means[0]} to {means[1]} mean validation at 300 epochs ({means[2]} with a weight EMA as well) and to {means[3]} at 600" in sentence
+    assert (
+        f"from {means[0]} to {means[1]} mean validation at 300 epochs ({means[2]} with a weight EMA as well) and to {means[3]} at 600"
+        in sentence
+    )
     wide = validation_means("fcn-long")
     assert f"takes `fcn_100k` from {wide[0]} to {wide[1]} and `fcn_200k` from {wide[2]} to {wide[3]} mean" in sentence
+
+
+def _report(folder: Path) -> tuple[dict, dict]:
+    return json.loads((folder / "report.json").read_text()), json.loads((folder / "config.json").read_text())["recipe"]
+
+
+def test_the_gpu_figures_are_the_records_():
+    """The GPU section's search table and sentences quote the committed run records, and its benchmark block
+    is `benchmarks/results-h200.txt`."""
+    section = README[README.index("### On a GPU (one NVIDIA H200)") : README.index("## The studies' networks")]
+    prose = " ".join(section.split())
+    search = REPO / "docs" / "runs" / "cifar_cnn_best" / "h200-search"
+    (table,) = [t for t in tables(section) if t[0][0] == "run"]
+    header, rows = table[0], table[1:]
+    column = {name: header.index(name) for name in ("epochs", "erasing", "validation", "test", "training time")}
+    for row in rows:
+        report, recipe = _report(search / row[0].strip("`"))
+        assert row[column["epochs"]] == str(recipe["epochs"]) and float(row[column["erasing"]]) == recipe["erasing"]
+        assert row[1 + column["epochs"]] == f"±{recipe['crop_padding']}"
+        assert row[column["validation"]].strip("*") == f"{report['val_accuracy']:.2%}"
+        assert row[column["test"]] == f"{report['test_accuracy']:.2%}"
+        assert row[column["training time"]] == f"{report['train_seconds']:.1f} s"
+    chosen = max(rows, key=lambda row: percent(row[column["validation"]].strip("*")))
+    assert chosen[column["validation"]].startswith("**"), "the bold row is validation's pick"
+    picked = [_report(search / name)[0] for name in (chosen[0].strip("`"), "e60-seed1", "e60-seed2")]
+    mean = sum(r["test_accuracy"] for r in picked) / 3
+    assert f"a mean of {mean:.2%} over three seeds" in prose
+    base, _ = _report(search / "base")
+    assert f"30 epochs in {base['train_seconds']:.1f} s ({base['images_per_second']:,.0f} images/s), " in prose
+    assert f"{base['test_accuracy']:.2%} test" in prose
+    resnet, _ = _report(REPO / "docs" / "runs" / "resnet18_cifar" / "seed1")
+    assert f"200 epochs in {resnet['train_seconds']:.0f} s alone (seed 1, {resnet['test_accuracy']:.2%} test)" in prose
+    measured = (REPO / "benchmarks" / "results-h200.txt").read_text().split("machine:")[0]
+    block = [line.strip() for line in section.splitlines()]
+    assert all(line.strip() in block for line in measured.splitlines() if line.strip())
+
+
+def test_the_resnet_figures_are_the_records_():
+    """The resnet18_cifar bullet quotes its run records and the manifest."""
+    bullet = README[
+        README.index("- **`resnet18_cifar`** (`resnet18_cifar.v1`)") : README.index("- Training on the canonical set")
+    ]
+    prose = " ".join(bullet.replace("**", "").split())
+    (study,) = collect(["resnet18_cifar"], REPO / "docs" / "runs")
+    reports = [_report(REPO / "docs" / "runs" / "resnet18_cifar" / f"seed{seed}")[0] for seed in study.seeds]
+    assert f"seed 0 in {reports[0]['train_seconds']:.0f} s" in prose
+    assert (
+        f"seed 1 alone in {reports[1]['train_seconds']:.0f} s at {reports[1]['images_per_second']:,.0f} images/s"
+        in prose
+    )
+    assert "Test " + " / ".join(f"{r['test_accuracy']:.2%}" for r in reports) in prose
+    assert f"mean {study.mean:.2%} ± {study.std:.2%}" in prose
+    assert f"the better on validation ({max(study.val_accuracies):.2%})" in prose
+    shipped = shipped_weights("resnet18_cifar").metrics["test_accuracy"]
+    best_cnn = shipped_weights("cifar_cnn_best").metrics["test_accuracy"]
+    assert f"at {shipped:.2%} as stored, {100 * (shipped - best_cnn):+.2f} over `cifar_cnn_best`" in prose
