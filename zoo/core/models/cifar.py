@@ -95,8 +95,8 @@ AIRBENCH_RECIPE = Recipe(
 AIRBENCH_ARCH = {"widths": (64, 256, 256), "bn_momentum": 0.4, "bn_eps": 1e-12, "logit_scale": 1 / 9}
 # The standard CIFAR ResNet-18 recipe (SGD at 0.1 per 128 images, weight decay 5e-4) scaled linearly to
 # batch 512, on the standard 200-epoch schedule (ten of warm-up), which the JPEG copy of CIFAR-10 needs to pass
-# 92%: minutes on a GPU; on a CPU, pass a shorter --epochs (the history in docs/runs/resnet18_cifar/ says what
-# 40 and 60 epochs reach there).
+# 92%: minutes on a GPU, about 14 hours on a 2-core CPU (docs/runs/resnet18_cifar/history.md has what 40
+# epochs reached there).
 RESNET_RECIPE = Recipe(
     epochs=200, batch_size=512, optimizer="sgd", lr=0.4, warmup_epochs=10.0, weight_decay=5e-4,
     label_smoothing=0.1, crop_padding=4, hflip=True, erasing=0.25, cpu_bf16=True,
