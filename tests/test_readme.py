@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import torch
 import zoo
 from zoo import experiments
 from zoo.bench.report import readme_table
+from zoo.core.rundir import RunDir
 from zoo.core.weights import manifest, shipped_weights, tag_of
 from zoo.study import REFERENCE, collect, markdown_table
 
@@ -231,10 +233,6 @@ def test_the_mlp_schedule_figures_are_the_experiment_s():
     assert f"takes `fcn_100k` from {wide[0]} to {wide[1]} and `fcn_200k` from {wide[2]} to {wide[3]} mean" in sentence
 
 
-def _report(folder: Path) -> tuple[dict, dict]:
-    return json.loads((folder / "report.json").read_text()), json.loads((folder / "config.json").read_text())["recipe"]
-
-
 def test_the_gpu_figures_are_the_records_():
     """The GPU section's search table and sentences quote the committed run records, and its benchmark block
     is `benchmarks/results-h200.txt`."""
@@ -245,7 +243,8 @@ def test_the_gpu_figures_are_the_records_():
     header, rows = table[0], table[1:]
     column = {name: header.index(name) for name in ("epochs", "erasing", "validation", "test", "training time")}
     for row in rows:
-        report, recipe = _report(search / row[0].strip("`"))
+        run = RunDir(search / row[0].strip("`"))
+        report, recipe = run.report(), run.config()["recipe"]
         assert row[column["epochs"]] == str(recipe["epochs"]) and float(row[column["erasing"]]) == recipe["erasing"]
         assert row[1 + column["epochs"]] == f"±{recipe['crop_padding']}"
         assert row[column["validation"]].strip("*") == f"{report['val_accuracy']:.2%}"
@@ -253,13 +252,13 @@ def test_the_gpu_figures_are_the_records_():
         assert row[column["training time"]] == f"{report['train_seconds']:.1f} s"
     chosen = max(rows, key=lambda row: percent(row[column["validation"]].strip("*")))
     assert chosen[column["validation"]].startswith("**"), "the bold row is validation's pick"
-    picked = [_report(search / name)[0] for name in (chosen[0].strip("`"), "e60-seed1", "e60-seed2")]
-    mean = sum(r["test_accuracy"] for r in picked) / 3
+    picked = [RunDir(search / name).report() for name in (chosen[0].strip("`"), "e60-seed1", "e60-seed2")]
+    mean = statistics.fmean(r["test_accuracy"] for r in picked)
     assert f"a mean of {mean:.2%} over three seeds" in prose
-    base, _ = _report(search / "base")
+    base = RunDir(search / "base").report()
     assert f"30 epochs in {base['train_seconds']:.1f} s ({base['images_per_second']:,.0f} images/s), " in prose
     assert f"{base['test_accuracy']:.2%} test" in prose
-    resnet, _ = _report(REPO / "docs" / "runs" / "resnet18_cifar" / "seed1")
+    resnet = RunDir(REPO / "docs" / "runs" / "resnet18_cifar" / "seed1").report()
     assert f"200 epochs in {resnet['train_seconds']:.0f} s alone (seed 1, {resnet['test_accuracy']:.2%} test)" in prose
     measured = (REPO / "benchmarks" / "results-h200.txt").read_text().split("machine:")[0]
     block = [line.strip() for line in section.splitlines()]
@@ -273,13 +272,11 @@ def test_the_resnet_figures_are_the_records_():
     ]
     prose = " ".join(bullet.replace("**", "").split())
     (study,) = collect(["resnet18_cifar"], REPO / "docs" / "runs")
-    reports = [_report(REPO / "docs" / "runs" / "resnet18_cifar" / f"seed{seed}")[0] for seed in study.seeds]
-    assert f"seed 0 in {reports[0]['train_seconds']:.0f} s" in prose
-    assert (
-        f"seed 1 alone in {reports[1]['train_seconds']:.0f} s at {reports[1]['images_per_second']:,.0f} images/s"
-        in prose
-    )
-    assert "Test " + " / ".join(f"{r['test_accuracy']:.2%}" for r in reports) in prose
+    assert study.seeds == [0, 1]
+    seed1 = RunDir(REPO / "docs" / "runs" / "resnet18_cifar" / "seed1").report()  # images/s: not in the study
+    assert f"seed 0 in {study.train_seconds[0]:.0f} s" in prose
+    assert f"seed 1 alone in {study.train_seconds[1]:.0f} s at {seed1['images_per_second']:,.0f} images/s" in prose
+    assert "Test " + " / ".join(f"{accuracy:.2%}" for accuracy in study.test_accuracies) in prose
     assert f"mean {study.mean:.2%} ± {study.std:.2%}" in prose
     assert f"the better on validation ({max(study.val_accuracies):.2%})" in prose
     shipped = shipped_weights("resnet18_cifar").metrics["test_accuracy"]
