@@ -282,9 +282,13 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process table from /proc")
 def test_a_stop_does_not_wait_for_a_large_decode_in_flight():
-    """SIGTERM while worst-case legal uploads (6300x6300 colour PNGs, a second or more of decoding each) are in
-    the decoding process or queued for it: they are dropped rather than waited for, their clients are told the
-    server is stopping, and the server exits leaving no process behind."""
+    """SIGTERM while worst-case legal uploads (6300x6300 colour PNGs, a fifth of a second or so of decoding each,
+    one at a time) are in the decoding process or queued for it: they are dropped rather than waited for, their
+    clients are told the server is stopping, and the server exits leaving no process behind.
+
+    The stop is sent once the first upload has been answered, so the decoding process is running and the others
+    are still queued, however fast this machine decodes; an upload whose decode ends between the signal and its
+    handling may still be answered, so the test asks that most of the queue was dropped, not all of it."""
     import threading
 
     import httpx
@@ -293,26 +297,28 @@ def test_a_stop_does_not_wait_for_a_large_decode_in_flight():
     buffer = io.BytesIO()
     Image.fromarray(pattern, "L").convert("RGB").save(buffer, "PNG", compress_level=1)
     process, url = _start_server("--models", NAME)
-    answers = []
+    answers, first_answer = [], threading.Event()
 
     def upload() -> None:
         answers.append(httpx.post(f"{url}/v1/models/{NAME}/predict", content=buffer.getvalue(), timeout=60))
+        first_answer.set()
 
-    uploads = [threading.Thread(target=upload) for _ in range(3)]
+    uploads = [threading.Thread(target=upload) for _ in range(8)]
     for thread in uploads:
         thread.start()
-    deadline = time.monotonic() + 30
-    while len(_children(process.pid)) < 2 and time.monotonic() < deadline:  # the decoder and its resource tracker
-        time.sleep(0.05)
-    children = _children(process.pid)
-    time.sleep(0.3)  # the uploads are in the decoding process or its queue now
+    assert first_answer.wait(timeout=60)
+    children = _children(process.pid)  # the decoder and its resource tracker
     process.terminate()
     # uvicorn stops gracefully, then re-raises the signal it caught: the exit status of a SIGTERM
     assert process.wait(timeout=20) in (0, -signal.SIGTERM), process.stderr.read()
     for thread in uploads:
         thread.join(timeout=20)
-    assert len(children) >= 1 and len(answers) == 3
-    assert [(a.status_code, "stopping" in a.json()["error"]) for a in answers] == [(503, True)] * 3
+    assert len(children) >= 1 and len(answers) == 8
+    outcomes = [(a.status_code, a.json().get("error", "")) for a in answers]
+    assert {status for status, _ in outcomes} <= {200, 503}, outcomes
+    dropped = [error for status, error in outcomes if status == 503]
+    assert all("stopping" in error for error in dropped), outcomes
+    assert len(dropped) >= 5, outcomes  # a stop that waited for the queue would have answered all eight
     time.sleep(0.5)
     assert [child for child in children if _running(child)] == []
     assert "Traceback" not in process.stderr.read()
