@@ -38,6 +38,37 @@ def test_teacher_logits_match_the_teacher_on_each_view(fashion_mnist, random_che
         torch.testing.assert_close(teacher.logits[:, offset, int(mirrored)], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_a_teacher_without_crops_answers_the_whole_image_for_every_crop(fashion_mnist, random_checkpoint):
+    """teacher_crops=False: one view per image and mirror, the teacher's answer on the uncropped image, and
+    the target of every crop offset the student is shown."""
+    path = random_checkpoint("cnn_10k", seed=5)
+    recipe = zoo.get_spec("fcn_50k").recipe.replace(
+        teacher=f"cnn_10k={path}", distill_weight=1.0, crop_padding=2, teacher_crops=False
+    )
+    images = fashion_mnist.test.images[:16]
+    teacher = Teacher.load(recipe, zoo.get_spec("fcn_50k"), images, torch.device("cpu"))
+    assert teacher.logits.shape == (16, 1, 2, 10)
+    model = zoo.create_model("cnn_10k", weights=path).network
+    preprocessing = zoo.get_spec("cnn_10k").preprocessing
+    torch.testing.assert_close(teacher.logits[:, 0, 1], predict_logits(model, images.flip(-1), preprocessing))
+    student = torch.randn(16, 10)
+    indices, flip = torch.arange(16), torch.rand(16) < 0.5
+    loss = teacher.blend(torch.tensor(0.0), student, indices, flip, torch.randint(0, 25, (16,)))
+    assert loss == teacher.blend(torch.tensor(0.0), student, indices, flip, torch.zeros(16, dtype=torch.long)) > 0
+
+
+def test_bf16_teacher_logits_are_cached_apart_and_close_to_fp32(fashion_mnist):
+    """A student trained under bf16 autocast gets bf16 teacher logits: the shipped teacher's answers, cached
+    apart from the fp32 ones."""
+    recipe = zoo.get_spec("fcn_50k").recipe.replace(teacher="cnn_10k", distill_weight=0.5, crop_padding=0)
+    images, student, cpu = fashion_mnist.test.images[:256], zoo.get_spec("fcn_50k"), torch.device("cpu")
+    fp32 = Teacher.load(recipe, student, images, cpu).logits
+    bf16 = Teacher.load(recipe, student, images, cpu, bf16=True).logits
+    assert not torch.equal(fp32, bf16)  # computed, not read from the fp32 cache
+    assert (fp32.argmax(-1) == bf16.argmax(-1)).float().mean() > 0.97
+    assert (bf16 - fp32).abs().mean() < 0.05 * fp32.abs().mean()
+
+
 def test_an_ensemble_teacher_s_logits_are_its_members_mean_on_each_view(fashion_mnist, random_checkpoint):
     first, second = random_checkpoint("cnn_10k", seed=3), random_checkpoint("cnn_20k", seed=4)
     recipe = zoo.get_spec("fcn_50k").recipe.replace(distill_weight=0.5, crop_padding=1)

@@ -155,7 +155,7 @@ class Trainer:
         recipe = self.recipe
         # The teacher is built before the student: both draw their initial weights from the seeded global RNG.
         self.teacher = (
-            Teacher.load(recipe, self.spec, self.train.images, self.device)
+            Teacher.load(recipe, self.spec, self.train.images, self.device, bf16=self.autocast)
             if recipe.teacher and recipe.distill_weight
             else None
         )

@@ -65,17 +65,23 @@ def predict_logits(
     batch_size: int = 1000,
     device: torch.device | str = "cpu",
     bf16: bool = False,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Float32 logits of `model` in eval mode (a zoo Classifier averages flip TTA itself) for uint8 images.
 
     `bf16=True` computes them under bf16 autocast: 3x faster on a CPU with AMX, close enough to choose a
-    training run's best epoch, never used for a reported accuracy."""
+    training run's best epoch, never used for a reported accuracy. `channels_last=True` (with bf16, about
+    1.7x faster again for a ResNet on such a CPU) runs the model in that memory layout."""
     model.eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     device = torch.device(device)
     outputs = []
     with full_fp32(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(images), batch_size):
             batch = normalize(images[start : start + batch_size].to(device, non_blocking=True), preprocessing)
+            if channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
             logits = model(batch).float()
             outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty(0)
