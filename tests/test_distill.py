@@ -73,7 +73,9 @@ def test_an_ensemble_teacher_s_logits_are_its_members_mean_on_each_view(fashion_
     first, second = random_checkpoint("cnn_10k", seed=3), random_checkpoint("cnn_20k", seed=4)
     recipe = zoo.get_spec("fcn_50k").recipe.replace(distill_weight=0.5, crop_padding=1)
     images, student, cpu = fashion_mnist.test.images[:8], zoo.get_spec("fcn_50k"), torch.device("cpu")
-    alone = [Teacher.load(recipe.replace(teacher=t), student, images, cpu) for t in (f"cnn_10k={first}", f"cnn_20k={second}")]
+    alone = [
+        Teacher.load(recipe.replace(teacher=t), student, images, cpu) for t in (f"cnn_10k={first}", f"cnn_20k={second}")
+    ]
     ensemble = Teacher.load(recipe.replace(teacher=f"cnn_10k={first}+cnn_20k={second}"), student, images, cpu)
     assert not torch.equal(alone[0].logits, alone[1].logits)
     torch.testing.assert_close(ensemble.logits, (alone[0].logits + alone[1].logits) / 2)
@@ -119,7 +121,6 @@ def test_student_learns_from_the_teacher_alone(tmp_path, data_dir, erasing):
     assert "was not recorded" in _teacher_line("fcn_50k", config["recipe"], "0" * 64)
 
 
-
 def test_the_card_names_each_member_of_an_ensemble_teacher_by_tag():
     from zoo.core.weights import shipped_weights
     from zoo.study import _teacher_line
@@ -131,6 +132,7 @@ def test_the_card_names_each_member_of_an_ensemble_teacher_by_tag():
     assert "not recorded" not in line
     # A record that does not name every member's weights names none of them.
     assert _teacher_line("cnn_100k", recipe, shas[0]).count("was not recorded") == 2
+
 
 def test_teacher_refuses_a_mismatched_data_set(tmp_path, data_dir):
     with pytest.raises(ZooError, match="trained on cifar10"):

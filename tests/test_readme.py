@@ -265,6 +265,36 @@ def test_the_gpu_figures_are_the_records_():
     assert all(line.strip() in block for line in measured.splitlines() if line.strip())
 
 
+def test_the_cpu_search_figures_are_the_records_():
+    """The bullet on the levers tried on the CPU quotes their run records and v2's seed 0, and its commands
+    are the recipes those runs recorded."""
+    bullet = README[README.index("- **Two more levers, tried on the CPU**") : README.index("- **`resnet18_cifar`**")]
+    prose = " ".join(bullet.split())
+    runs = REPO / "docs" / "runs" / "cifar_cnn_best"
+    base, distilled, everything = (
+        RunDir(runs / name) for name in ("seed0", "cpu-search/distill-w05-seed0", "cpu-search/all50k-seed0")
+    )
+    registry = zoo.get_spec("cifar_cnn_best").recipe.to_dict()
+    assert {
+        **registry,
+        "teacher": "resnet18_cifar.v1",
+        "distill_weight": 0.5,
+        "teacher_crops": False,
+    } == distilled.config()["recipe"]
+    assert {**registry, "val_size": 0} == everything.config()["recipe"]
+    assert "--set teacher=resnet18_cifar.v1 --set distill_weight=0.5 --set teacher_crops=false" in prose
+    report = base.report()
+    assert f"{report['val_accuracy']:.2%} validation, {report['test_accuracy']:.2%} test" in prose
+    report = distilled.report()
+    assert (
+        f"reached {report['val_accuracy']:.2%} validation and {report['test_accuracy']:.2%} test in {report['train_seconds']:,.0f} s"
+        in prose
+    )
+    report, gain = everything.report(), 100 * (everything.report()["test_accuracy"] - base.report()["test_accuracy"])
+    assert f"reached {report['test_accuracy']:.2%} test in {report['train_seconds']:,.0f} s, {gain:+.2f} over" in prose
+    assert everything.config()["train_images"] == 50_000 and report["val_accuracy"] is None
+
+
 def test_the_resnet_figures_are_the_records_():
     """The resnet18_cifar bullet quotes its run records and the manifest."""
     bullet = README[
