@@ -71,7 +71,8 @@ def predict_logits(
 
     `bf16=True` computes them under bf16 autocast: 3x faster on a CPU with AMX, close enough to choose a
     training run's best epoch, never used for a reported accuracy. `channels_last=True` (with bf16, about
-    1.7x faster again for a ResNet on such a CPU) runs the model in that memory layout."""
+    1.7x faster again for a ResNet on such a CPU) runs the model in that memory layout, and
+    leaves it so (`Module.to` converts in place)."""
     model.eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
