@@ -92,3 +92,29 @@ def test_a_study_of_one_model_keeps_the_others_in_the_comparison(study, tmp_path
     table = (tmp_path / "docs" / "study.md").read_text()
     assert "`fcn_50k`" in table and "`cnn_10k`" in table
     assert not (tmp_path / "docs" / "models" / "fcn_50k.md").exists()  # cards only for the models named
+
+
+def test_runs_that_held_nothing_out_ship_the_first_seed_whatever_the_others_test(tmp_path, data_dir):
+    """With val_size=0 nothing ranks the seeds but the test set, so the rule is fixed in advance: seed 0 ships,
+    even where another seed tests higher, and the card says why. Seeds trained some each way are refused."""
+    runs = tmp_path / "runs"
+    run_study(
+        ["fcn_50k"], runs_dir=runs, docs_dir=tmp_path / "docs", seeds=[0, 1], train=True, jobs=1, data_dir=data_dir,
+        epochs=1, limit_train=2000, val_size=0, progress=False,
+    )  # fmt: skip
+    reports = [runs / "fcn_50k" / f"seed{s}" / "report.json" for s in (0, 1)]
+    assert [json.loads(r.read_text())["val_accuracy"] for r in reports] == [None, None]
+    first = json.loads(reports[0].read_text())
+    second = json.loads(reports[1].read_text())
+    second["test_accuracy"] = first["test_accuracy"] + 0.05  # seed 1 now tests better: it must still not ship
+    reports[1].write_text(json.dumps(second))
+    (result,) = run_study(["fcn_50k"], runs_dir=runs, docs_dir=tmp_path / "docs")
+    assert result.best_seed == 0 and result.shipped_accuracy == first["test_accuracy"]
+    assert result.val_accuracies == [None, None]
+    card = (tmp_path / "docs" / "models" / "fcn_50k.md").read_text()
+    assert "(seed 0, the first seed: the runs trained on every training image" in card
+    assert "| 1 | — |" in card
+    second["val_accuracy"] = 0.5
+    reports[1].write_text(json.dumps(second))
+    with pytest.raises(zoo.ZooError, match="seed0 has no validation accuracy .* and other seeds do"):
+        run_study(["fcn_50k"], runs_dir=runs, docs_dir=tmp_path / "docs")

@@ -61,9 +61,9 @@ class ModelStudy:
     macs: int  # multiply-accumulates per image
     seeds: list[int]  # seeds with a finished run
     test_accuracies: list[float]  # per seed, same order
-    val_accuracies: list[float]  # per seed, same order
+    val_accuracies: list[float | None]  # per seed, same order; None where nothing was held out (val_size=0)
     train_seconds: list[float]  # per seed, same order
-    best_seed: int  # seed with the best validation accuracy: the one shipped
+    best_seed: int  # the seed shipped: the best on validation, or the first where the runs held nothing out
     best_run: str  # its run folder
     hardware: str  # where the runs trained
     recipe: dict = field(default_factory=dict)  # recipe of the best run
@@ -81,6 +81,13 @@ class ModelStudy:
     @property
     def shipped_accuracy(self) -> float:
         return self.test_accuracies[self.seeds.index(self.best_seed)]
+
+    @property
+    def chosen_by(self) -> str:
+        """Why the shipped seed is the one shipped, for the card."""
+        if self.val_accuracies and self.val_accuracies[0] is None:
+            return "the first seed: the runs trained on every training image, so none can be ranked"
+        return "best validation accuracy"
 
     def to_dict(self) -> dict[str, object]:
         reference = REFERENCE.get(self.name)
@@ -167,9 +174,11 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
         if not runs:
             continue
         unranked = [run.folder for run in runs if run.report["val_accuracy"] is None]
-        if unranked:
-            raise ZooError(f"{unranked[0]} has no validation accuracy (val_size=0): a study ranks its seeds by it")
-        best = max(runs, key=lambda run: run.report["val_accuracy"])
+        if unranked and len(unranked) < len(runs):
+            raise ZooError(f"{unranked[0]} has no validation accuracy (val_size=0) and other seeds do: train them alike")
+        # Runs that held nothing out cannot be ranked without looking at the test set, so the rule is fixed in
+        # advance: the first seed ships (zoo train's default), whatever the others score.
+        best = runs[0] if unranked else max(runs, key=lambda run: run.report["val_accuracy"])
         spec = get_spec(name)
         studies.append(
             ModelStudy(
@@ -193,7 +202,7 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
 
 
 def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLike[str] | None = None) -> None:
-    """Pin each model's best-validation checkpoint as its new default weights tag in weights/ (earlier tags
+    """Pin each model's shipped seed's checkpoint (best on validation, or the first where nothing was held out) as its new default weights tag in weights/ (earlier tags
     keep their files), export and validate its ONNX file, and record both in the manifest."""
     sources = {study.name: RunDir(study.best_run).best_checkpoint for study in studies}
     for name, source in sources.items():
@@ -304,7 +313,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
     pre = info["preprocessing"]
     reference = REFERENCE.get(study.name)
     runs = "\n".join(
-        f"| {seed} | {val:.2%} | {test:.2%} | {seconds:.0f} s |"
+        f"| {seed} | {'—' if val is None else f'{val:.2%}'} | {test:.2%} | {seconds:.0f} s |"
         for seed, val, test, seconds in zip(
             study.seeds, study.val_accuracies, study.test_accuracies, study.train_seconds, strict=True
         )
@@ -319,7 +328,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
 | parameters | {study.params:,} (budget {spec.budget:,}) |
 | MACs per image | {study.macs:,} |
 | test accuracy over {len(study.seeds)} seeds | {study.mean:.2%} ± {study.std:.2%} |
-| {"shipped weights" if shipped_weights(study.name) else "not shipped: best run"} (seed {study.best_seed}, best validation accuracy) | {study.shipped_accuracy:.2%} test |
+| {"shipped weights" if shipped_weights(study.name) else "not shipped: best run"} (seed {study.best_seed}, {study.chosen_by}) | {study.shipped_accuracy:.2%} test |
 | weights tag | {_tag_line(study.name)} |
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
 | training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
