@@ -1,5 +1,6 @@
-"""The FCN-vs-CNN study: train every model over several seeds, aggregate, ship the best-validation seed,
-and write the comparison table, plot and model cards that the README shows.
+"""The FCN-vs-CNN study: train every model over several seeds, aggregate, ship the best-validation seed (the
+first seed where the runs held nothing out), and write the comparison table, plot and model cards that the
+README shows.
 
     zoo study 'fcn_*' 'cnn_*' --train --seeds 0,1,2 --ship
 
@@ -65,10 +66,11 @@ class ModelStudy:
     train_seconds: list[float]  # per seed, same order
     best_seed: int  # the seed shipped: the best on validation, or the first where the runs held nothing out
     best_run: str  # its run folder
-    hardware: str  # where the runs trained
+    hardware: str  # where the shipped run trained
     recipe: dict = field(default_factory=dict)  # recipe of the best run
     teacher_sha256: str | None = None  # the weights that taught the best run, where its config recorded them
     notes: tuple[str, ...] = ()  # remarks recorded in the runs' reports (how a figure was measured)
+    run_hardware: list[str] = field(default_factory=list)  # per seed, same order: runs may share a machine
 
     @property
     def mean(self) -> float:
@@ -167,6 +169,10 @@ def _notes(runs) -> tuple[str, ...]:
     return tuple(sorted(notes))
 
 
+def _hardware(run: _Run) -> str:
+    return run.config.get("hardware") or describe_hardware(run.config.get("device", "cpu"))
+
+
 def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
     studies = []
     for name in names:
@@ -175,7 +181,9 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
             continue
         unranked = [run.folder for run in runs if run.report["val_accuracy"] is None]
         if unranked and len(unranked) < len(runs):
-            raise ZooError(f"{unranked[0]} has no validation accuracy (val_size=0) and other seeds do: train them alike")
+            raise ZooError(
+                f"{unranked[0]} has no validation accuracy (val_size=0) and other seeds do: train them alike"
+            )
         # Runs that held nothing out cannot be ranked without looking at the test set, so the rule is fixed in
         # advance: the first seed ships (zoo train's default), whatever the others score.
         best = runs[0] if unranked else max(runs, key=lambda run: run.report["val_accuracy"])
@@ -192,10 +200,11 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 train_seconds=[seconds(run.report["train_seconds"]) for run in runs],
                 best_seed=best.seed,
                 best_run=str(best.folder),
-                hardware=best.config.get("hardware") or describe_hardware(best.config.get("device", "cpu")),
+                hardware=_hardware(best),
                 recipe=best.config["recipe"],
                 teacher_sha256=best.config.get("teacher_weights_sha256"),
                 notes=_notes(runs),
+                run_hardware=[_hardware(run) for run in runs],
             )
         )
     return studies
@@ -312,12 +321,15 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
     spec = get_spec(study.name)
     pre = info["preprocessing"]
     reference = REFERENCE.get(study.name)
+    machines = study.run_hardware or [study.hardware] * len(study.seeds)
     runs = "\n".join(
-        f"| {seed} | {'—' if val is None else f'{val:.2%}'} | {test:.2%} | {seconds:.0f} s |"
-        for seed, val, test, seconds in zip(
-            study.seeds, study.val_accuracies, study.test_accuracies, study.train_seconds, strict=True
+        f"| {seed} | {'—' if val is None else f'{val:.2%}'} | {test:.2%} | {seconds:.0f} s | {machine} |"
+        for seed, val, test, seconds, machine in zip(
+            study.seeds, study.val_accuracies, study.test_accuracies, study.train_seconds, machines, strict=True
         )
     )
+    # Seeds trained at once share the cores, so their times are only comparable on one kind of run.
+    where = f"on {study.hardware}" if len(set(machines)) == 1 else "mean over the runs below, whose hardware differs"
     notes = "".join(f"\nNote: {note}.\n" for note in study.notes)
     return f"""# {study.name}
 
@@ -331,15 +343,15 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
 | {"shipped weights" if shipped_weights(study.name) else "not shipped: best run"} (seed {study.best_seed}, {study.chosen_by}) | {study.shipped_accuracy:.2%} test |
 | weights tag | {_tag_line(study.name)} |
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
-| training time per run | {statistics.fmean(study.train_seconds):.0f} s on {study.hardware} |
+| training time per run | {statistics.fmean(study.train_seconds):.0f} s {where} |
 | flip test-time augmentation | {_views(spec)} |
 | distillation teacher | {_teacher_line(study.name, study.recipe, study.teacher_sha256)} |
 | hyper-parameter sweeps | {_sweep_line(study.name, docs_dir)} |
 
 ## Runs
 
-| seed | validation | test | training time |
-| --- | --- | --- | --- |
+| seed | validation | test | training time | hardware |
+| --- | --- | --- | --- | --- |
 {runs}
 {notes}{_history(study, runs_dir)}
 ## Recipe
