@@ -5,8 +5,8 @@
 The bare loop is what the engine does, minus its bookkeeping: the training images normalised once on the
 device, a random ±2-pixel reflected crop and flip per batch with tensor ops, bf16 autocast where the CPU has
 it, SGD with Nesterov momentum at the recipe's batch size. The engine is `zoo.train` with the model's own
-recipe (its airbench mechanisms, validation every epoch). Both report images/s of their last epoch (the first
-warms oneDNN's kernels up), training time only.
+recipe (its airbench mechanisms, and a validation pass every epoch where the recipe holds images out). Both
+report images/s of their last epoch (the first warms oneDNN's kernels up), training time only.
 """
 
 from __future__ import annotations

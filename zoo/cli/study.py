@@ -23,7 +23,13 @@ def study_command(
     ] = False,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds to train with --train.")] = "0,1,2",
     jobs: Annotated[int, typer.Option(help="Runs trained at once with --train (a GPU fits many small ones).")] = 1,
-    ship: Annotated[bool, typer.Option("--ship", help="Copy each model's best-validation run into weights/.")] = False,
+    ship: Annotated[
+        bool,
+        typer.Option(
+            "--ship",
+            help="Copy each model's best-validation run (its first seed where none held images out) into weights/.",
+        ),
+    ] = False,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Train with a recipe field overridden (e.g. a zoo tune winner).")
     ] = None,
