@@ -211,8 +211,9 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
 
 
 def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLike[str] | None = None) -> None:
-    """Pin each model's shipped seed's checkpoint (best on validation, or the first where nothing was held out) as its new default weights tag in weights/ (earlier tags
-    keep their files), export and validate its ONNX file, and record both in the manifest."""
+    """Pin each model's shipped seed's checkpoint (the best on validation, or the first where nothing was held
+    out) as its new default weights tag in weights/ (earlier tags keep their files), export and validate its ONNX
+    file, and record both in the manifest."""
     sources = {study.name: RunDir(study.best_run).best_checkpoint for study in studies}
     for name, source in sources.items():
         if not source.is_file():
