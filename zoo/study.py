@@ -66,11 +66,10 @@ class ModelStudy:
     train_seconds: list[float]  # per seed, same order
     best_seed: int  # the seed shipped: the best on validation, or the first where the runs held nothing out
     best_run: str  # its run folder
-    hardware: str  # where the shipped run trained
+    run_hardware: list[str]  # per seed, same order: where each trained (seeds trained at once share a machine)
     recipe: dict = field(default_factory=dict)  # recipe of the best run
     teacher_sha256: str | None = None  # the weights that taught the best run, where its config recorded them
     notes: tuple[str, ...] = ()  # remarks recorded in the runs' reports (how a figure was measured)
-    run_hardware: list[str] = field(default_factory=list)  # per seed, same order: runs may share a machine
 
     @property
     def mean(self) -> float:
@@ -83,6 +82,11 @@ class ModelStudy:
     @property
     def shipped_accuracy(self) -> float:
         return self.test_accuracies[self.seeds.index(self.best_seed)]
+
+    @property
+    def hardware(self) -> str:
+        """Where the shipped run trained."""
+        return self.run_hardware[self.seeds.index(self.best_seed)]
 
     @property
     def chosen_by(self) -> str:
@@ -200,11 +204,10 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 train_seconds=[seconds(run.report["train_seconds"]) for run in runs],
                 best_seed=best.seed,
                 best_run=str(best.folder),
-                hardware=_hardware(best),
+                run_hardware=[_hardware(run) for run in runs],
                 recipe=best.config["recipe"],
                 teacher_sha256=best.config.get("teacher_weights_sha256"),
                 notes=_notes(runs),
-                run_hardware=[_hardware(run) for run in runs],
             )
         )
     return studies
@@ -322,7 +325,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
     spec = get_spec(study.name)
     pre = info["preprocessing"]
     reference = REFERENCE.get(study.name)
-    machines = study.run_hardware or [study.hardware] * len(study.seeds)
+    machines = study.run_hardware
     runs = "\n".join(
         f"| {seed} | {'—' if val is None else f'{val:.2%}'} | {test:.2%} | {seconds:.0f} s | {machine} |"
         for seed, val, test, seconds, machine in zip(
