@@ -319,7 +319,6 @@ def test_the_cifar_cnn_best_figures_are_the_records_():
     its time per run is the median epoch of seed 0 (which shared the cores for part of its run) times 60."""
     bullet = README[README.index("- **`cifar_cnn_best`** (`cifar_cnn_best.v3`)") : README.index("- **Two more levers")]
     prose = " ".join(bullet.replace("**", "").split())
-    runs = REPO / "docs" / "runs" / "cifar_cnn_best"
     (study,) = collect(["cifar_cnn_best"], REPO / "docs" / "runs")
     assert study.seeds == [0, 1, 2] and study.val_accuracies == [None, None, None] and study.best_seed == 0
     assert study.recipe == zoo.get_spec("cifar_cnn_best").recipe.to_dict()  # `zoo train cifar_cnn_best` reproduces it
@@ -331,7 +330,7 @@ def test_the_cifar_cnn_best_figures_are_the_records_():
     assert f"ships seed 0 (`zoo train`'s default): {study.shipped_accuracy:.2%}, " in prose
     assert f"{100 * (study.shipped_accuracy - v2):+.2f} over `cifar_cnn_best.v2`" in prose
     assert f"{100 * (0.92 - study.shipped_accuracy):.2f} under the 92.0% floor" in prose
-    epochs = [json.loads(line) for line in (runs / "seed0" / "metrics.jsonl").read_text().splitlines()]
+    epochs = RunDir(REPO / "docs" / "runs" / "cifar_cnn_best" / "seed0").metrics()
     median = statistics.median(epoch["seconds"] for epoch in epochs)
     rate = statistics.median(epoch["images_per_second"] for epoch in epochs)
     assert f"median epoch took {median:.1f} s on both cores of this Xeon ({rate:,.0f} images/s)" in prose
