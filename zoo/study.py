@@ -343,7 +343,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
 | --- | --- |
 | parameters | {study.params:,} (budget {spec.budget:,}) |
 | MACs per image | {study.macs:,} |
-| test accuracy over {len(study.seeds)} seeds | {study.mean:.2%} ± {study.std:.2%} |
+| test accuracy over {len(study.seeds)} seed{'s' * (len(study.seeds) != 1)} | {study.mean:.2%} ± {study.std:.2%} |
 | {"shipped weights" if shipped_weights(study.name) else "not shipped: best run"} (seed {study.best_seed}, {study.chosen_by}) | {study.shipped_accuracy:.2%} test |
 | weights tag | {_tag_line(study.name)} |
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
