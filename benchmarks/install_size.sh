@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installed size of each install variant: a fresh virtual environment per variant, `pip install` of this
-# checkout, then `du` of the whole environment (Python's own files included) and whether torch or a CUDA
-# library came along.
+# Installed size of each install variant: a fresh virtual environment per variant, `pip install` of the
+# wheel built from this checkout (what a user installs; an editable install would leave the weights out),
+# then `du` of the whole environment (Python's own files included) and whether torch or a CUDA library came
+# along.
 #
 #     bash benchmarks/install_size.sh [OUT.json]     # default benchmarks/results-install-size.json
 #
@@ -12,6 +13,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$repo/benchmarks/results-install-size.json}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+wheel=$(cd "$repo" && python3 -c 'import sys; from pathlib import Path; sys.path.insert(0, "benchmarks")
+import release; print(release.build_wheel(Path(sys.argv[1])))' "$work/dist")
 
 measure() {  # NAME, then the pip commands' arguments separated by ';'
     local name=$1 steps=$2 env="$work/$1"
@@ -33,10 +36,11 @@ measure() {  # NAME, then the pip commands' arguments separated by ';'
 {
     echo "{"
     echo "  \"python\": \"$(python3 -c 'import platform; print(platform.python_version())')\","
-    measure default "install -e ."; echo ","
-    measure gpu "install -e .[gpu];uninstall -y onnxruntime;install --force-reinstall --no-deps onnxruntime-gpu>=1.20"
+    echo "  \"wheel_bytes\": $(stat -c %s "$wheel"),"
+    measure default "install $wheel"; echo ","
+    measure gpu "install $wheel[gpu];uninstall -y onnxruntime;install --force-reinstall --no-deps onnxruntime-gpu>=1.20"
     echo ","
-    measure torch "install -e .[torch]"; echo
+    measure torch "install $wheel[torch]"; echo
     echo "}"
 } > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -28,6 +28,7 @@ _PUBLIC = {
     "model_row": "zoo.core.catalog",
     "train": "zoo.api",
     "predict": "zoo.prediction",
+    "download": "zoo.core.download",
     "benchmark": "zoo.bench",
     "export_onnx": "zoo.export",
 }

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from zoo.cli import benchmark, evaluate, export, models, plot, predict, serve, study, train, tune
+from zoo.cli import benchmark, download, evaluate, export, models, plot, predict, serve, study, train, tune
 from zoo.cli.app import app, err, out
 from zoo.cli.errors import cli_message, click_error, invoked_command
 from zoo.core.errors import ZooError
@@ -30,6 +30,7 @@ for name, command in (
     ("experiment", study.experiment_command),
     ("export", export.export_command),
     ("predict", predict.predict_command),
+    ("download", download.download_command),
     ("serve", serve.serve_command),
     ("tune", tune.tune_command),
     ("benchmark", benchmark.benchmark_command),

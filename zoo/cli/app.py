@@ -7,6 +7,7 @@ Commands are thin: each parses its options, calls the public Python API and prin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from zoo.core.cache import OFFLINE_ENV
 from zoo.core.errors import ZooError
+from zoo.core.store import STORE_ENV
 
 app = typer.Typer(
     name="zoo",
@@ -23,6 +26,32 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    weights_url: Annotated[
+        str | None,
+        typer.Option(
+            "--weights-url",
+            envvar="ZOO_WEIGHTS_URL",
+            show_envvar=True,
+            help="The weights store that files not at hand are fetched from (http(s):// or file://).",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Fetch nothing: use packaged and cached weights only (ZOO_OFFLINE=1).")
+    ] = False,
+) -> None:
+    """Small image classifiers at fixed parameter budgets: train, evaluate, export, predict, benchmark."""
+    # The store is read from the environment where the weights are resolved (zoo.core.store), so that
+    # subprocesses (benchmark workers, server workers) inherit the choice.
+    if weights_url:
+        os.environ[STORE_ENV] = weights_url
+    if offline:
+        os.environ[OFFLINE_ENV] = "1"
+
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 

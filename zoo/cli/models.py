@@ -30,9 +30,22 @@ def list_command(
     for row in rows:
         table.add_row(
             row["name"], row["dataset"], f"{row['params']:,}", si(row["budget"]), si(row["macs"]),
-            percent(row["accuracy"]), "yes" if row["weights_present"] else "no",
+            percent(row["accuracy"]), _weights(row),
         )  # fmt: skip
     out.print(table)
+
+
+def _weights(row: dict[str, object]) -> str:
+    """Whether the default weights are here, or ship and are fetched from the weights store on first use."""
+    if row["weights_present"]:
+        return "yes"
+    return "download" if row["accuracy"] is not None else "no"
+
+
+def _presence(weights: dict[str, object]) -> str:
+    if weights["present"]:
+        return "present"
+    return "fetched from the weights store on first use" if weights["file"] else "not shipped"
 
 
 def info_command(name: str, as_json: JsonFlag = False) -> None:
@@ -58,8 +71,6 @@ def info_command(name: str, as_json: JsonFlag = False) -> None:
     )
     out.print("recipe: " + ", ".join(f"{k}={v}" for k, v in info["recipe"].items()))
     weights = info["weights"]
-    out.print(
-        f"weights: {weights['file']} ({'present' if weights['present'] else 'not shipped'}), sha256 {weights['sha256'] or '—'}"
-    )
+    out.print(f"weights: {weights['file']} ({_presence(weights)}), sha256 {weights['sha256'] or '—'}")
     if info["metrics"]:
         out.print("metrics: " + ", ".join(f"{k}={v}" for k, v in info["metrics"].items()))

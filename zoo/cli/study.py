@@ -27,9 +27,16 @@ def study_command(
         bool,
         typer.Option(
             "--ship",
-            help="Copy each model's best-validation run (its first seed where none held images out) into weights/.",
+            help="Pin each model's best-validation run (its first seed where none held images out) as a new "
+            "weights tag in --weights-dir.",
         ),
     ] = False,
+    weights_dir: Annotated[
+        Path,
+        typer.Option(
+            help="The weights store --ship writes (files and manifest); a checkout's weights/ is the maintainer's."
+        ),
+    ] = Path("weights"),
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Train with a recipe field overridden (e.g. a zoo tune winner).")
     ] = None,
@@ -51,7 +58,7 @@ def study_command(
         options.update(parse_overrides(set_))
     studies = run_study(
         patterns, runs_dir=runs_dir, docs_dir=docs_dir, seeds=seed_list, train=train, jobs=jobs, ship_weights=ship,
-        **options,
+        weights_dir=weights_dir, **options,
     )  # fmt: skip
     if as_json:
         return emit_json([s.to_dict() for s in studies])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.core.cache import cache_dir
+from zoo.core.cache import cache_dir, offline
 from zoo.core.datasets import CIFAR10_CLASSES, DATASETS
 from zoo.core.errors import DataNotFoundError, ZooError
 
@@ -140,7 +140,7 @@ def _find_cifar10(directory: Path) -> Path | None:
 
 def _download(name: str) -> Path | None:
     """Fetch the canonical set through torchvision into the user cache; None when offline or disabled."""
-    if os.environ.get("ZOO_OFFLINE"):
+    if offline():
         return None
     try:
         from torchvision import datasets

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from zoo.core.errors import WeightsError
+from zoo.core import store
+from zoo.core.errors import WeightsError, ZooError
 from zoo.core.files import sha256_file
 
 MANIFEST = "manifest.json"
@@ -39,9 +40,16 @@ class ShippedWeights:
     teacher_sha256: str | None = None  # and their sha256
     history: str | None = None  # where a retired file lives: "git show COMMIT:weights/FILE"
     note: str | None = None  # how a figure or the provenance was established, where that needs saying
-    tta_shift: bool | None = None  # the test views these weights were measured with, where they differ from the spec's
-    arch: Mapping[str, object] = field(default_factory=dict)  # builder arguments they need beyond the spec's, if any
+    tta_flip: bool | None = None  # the test views these weights were measured with: image and mirror averaged
+    tta_shift: bool | None = None  # and, with tta_flip, that pair shifted one pixel (six views); None: the spec's
+    arch: Mapping[str, object] = field(default_factory=dict)  # the builder's arguments these weights fit
     run_test_accuracy: float | None = None  # the run's own figure, where the stored file differs (float16)
+    recipe: Mapping[str, object] = field(default_factory=dict)  # the full Recipe (Recipe.to_dict()) that trained them
+    seed_test_accuracies: Mapping[str, float] = field(default_factory=dict)  # per seed of the study they shipped from
+    date: str | None = None  # when they shipped (ISO date)
+    commit: str | None = None  # the git commit that trained them, as their run recorded it
+    size: int | None = None  # bytes of the safetensors file
+    onnx_size: int | None = None  # bytes of the ONNX file
 
     @property
     def name(self) -> str:
@@ -49,38 +57,38 @@ class ShippedWeights:
 
     @property
     def path(self) -> Path | None:
-        return weights_path(self.file) if self.file else None
+        """Where the file is, or will be once fetched (zoo.core.store.locate); None for a retired tag."""
+        return store.locate(self.file) if self.file else None
 
     @property
     def onnx_path(self) -> Path | None:
-        return weights_path(self.onnx_file) if self.onnx_file else None
+        return store.locate(self.onnx_file) if self.onnx_file else None
+
+    @property
+    def at_hand(self) -> bool:
+        """Whether the safetensors file is usable without a download (packaged or cached, sha256 checked)."""
+        return self.file is not None and store.is_at_hand(self.file, self.sha256)
 
     def verified_path(self) -> Path:
-        """The file after its sha256 check; a clear error when it is retired, absent or changed."""
-        if self.path is None:
+        """The file after its sha256 check, fetched from the weights store first if it is not at hand; a
+        clear error when it is retired, cannot be fetched, or fails its check."""
+        if self.file is None:
             raise WeightsError(
                 f"{self.name} is a retired tag not packaged with zoo; {self.history or 'see git history'}"
             )
-        if not self.path.is_file():
-            raise WeightsError(f"shipped weights {self.path} are missing; reinstall zoo")
-        digest = sha256_file(self.path)
-        if digest != self.sha256:
-            raise WeightsError(
-                f"{self.path} fails its sha256 check (found {digest[:12]}…, expected {self.sha256[:12]}…)"
-            )
-        return self.path
+        return store.fetch(self.file, self.sha256, self.name)
 
     def onnx_verified(self) -> Path | None:
-        """The shipped ONNX file when it is present and matches its sha256, else None."""
-        path = self.onnx_path
-        if path is None or self.onnx_sha256 is None or not path.is_file() or sha256_file(path) != self.onnx_sha256:
+        """The validated ONNX file shipped for these weights (fetched like `verified_path`), or None when the
+        tag ships none."""
+        if self.onnx_file is None or self.onnx_sha256 is None:
             return None
-        return path
+        return store.fetch(self.onnx_file, self.onnx_sha256, self.name)
 
 
 def weights_path(file_name: str) -> Path:
-    """Where a shipped file lives: the `zoo.weights` package (repo `weights/`, or site-packages)."""
-    return Path(str(resources.files("zoo.weights").joinpath(file_name)))
+    """Where a shipped file lives in the `zoo.weights` package (repo `weights/`, or site-packages)."""
+    return store.packaged_path(file_name)
 
 
 @functools.cache
@@ -120,7 +128,7 @@ def shipped_weights(name: str, tag: str | None = None) -> ShippedWeights | None:
     record = entry["tags"].get(tag)
     if record is None:
         raise WeightsError(f"{model} has no weights tag {tag!r}; its tags: {', '.join(entry['tags'])}", argument="name")
-    return ShippedWeights(model=model, tag=tag, dataset=entry["dataset"], **record)
+    return ShippedWeights(model=model, tag=tag, **{"dataset": entry["dataset"], **record})
 
 
 def default_weights(model: str) -> ShippedWeights | None:
@@ -138,9 +146,22 @@ def read_manifest(weights_dir: Path) -> dict[str, dict[str, object]]:
 def write_manifest(weights_dir: Path, entries: Mapping[str, Mapping[str, object]]) -> None:
     from zoo.core.files import atomic_write
 
+    _refuse_the_installed_package(weights_dir)
     text = json.dumps(dict(sorted(entries.items())), indent=2) + "\n"
     atomic_write(weights_dir / MANIFEST, lambda tmp: tmp.write_text(text))
     manifest.cache_clear()
+
+
+def _refuse_the_installed_package(weights_dir: Path) -> None:
+    """Nothing writes into an installed zoo: its weights folder belongs to pip. A source checkout's weights/
+    (beside pyproject.toml) is the maintainer's store and may be written."""
+    package = store.packaged_path("").resolve()
+    if Path(weights_dir).resolve() == package and not (package.parent / "pyproject.toml").is_file():
+        raise ZooError(
+            f"{weights_dir} is the installed zoo package's own weights folder; write to a folder of your own "
+            "({weights_dir=DIR}, a weights store that ZOO_WEIGHTS_URL=file:///DIR can serve)",
+            argument="weights_dir",
+        )
 
 
 def ship(weights_dir: Path, model: str, dataset: str, checkpoint: Path, record: Mapping[str, object]) -> str:
@@ -151,6 +172,7 @@ def ship(weights_dir: Path, model: str, dataset: str, checkpoint: Path, record: 
 
     from zoo.core.files import atomic_write
 
+    _refuse_the_installed_package(weights_dir)
     entries = read_manifest(weights_dir)
     entry = entries.setdefault(model, {"dataset": dataset, "default": None, "tags": {}})
     digest = sha256_file(checkpoint)
