@@ -166,10 +166,18 @@ def test_the_installed_sizes_are_the_measured_ones():
     """`bash benchmarks/install_size.sh` wrote benchmarks/results-install-size.json; the README quotes it."""
     measured = json.loads((REPO / "benchmarks" / "results-install-size.json").read_text())
     rows = {row[0]: row for row in table_with("installed size")[1:]}
-    for variant, label in (("default", "`pip install -e .`"), ("gpu", '`pip install -e ".[gpu]"`'),
-                           ("torch", '`pip install -e ".[torch]"`')):  # fmt: skip
+    for variant, label in (("default", "`pip install zoo-classifiers`"), ("gpu", '`pip install "zoo-classifiers[gpu]"`'),
+                           ("torch", '`pip install "zoo-classifiers[torch]"`')):  # fmt: skip
         assert rows[label][1] == f"{measured[variant]['installed_mib']:,} MiB", variant
     assert not measured["default"]["torch"] and measured["default"]["cuda_packages"] == 0
+    wheel = measured["wheel_bytes"]
+    assert f"builds the wheel from the checkout ({wheel / 1e6:.1f} MB: {wheel:,} bytes)" in " ".join(README.split())
+
+
+def test_the_weights_fetched_on_first_use_are_the_cifar_models_default_files():
+    cifar = [shipped_weights(n) for n, e in manifest().items() if e["dataset"] == "cifar10"]
+    megabytes = sum((REPO / "weights" / f).stat().st_size for w in cifar for f in (w.file, w.onnx_file)) / 1e6
+    assert f"at most the CIFAR-10 models' {megabytes:.0f} MB for their default tags" in " ".join(README.split())
 
 
 def test_the_one_liner_s_comment_is_what_it_computes():
