@@ -3,7 +3,8 @@
 
     python3 -m zoo.export.shipped [NAME[.TAG] ...]   # re-export from the shipped weights; `zoo study --ship` does it too
 
-The manifest records each file's sha256 (`onnx_sha256`); a file that does not match is not used.
+The manifest records each file's sha256 (`onnx_sha256`) and size (`onnx_size`); a file that does not match is not
+used.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from zoo.export.onnx_export import export_onnx
 
 def export_shipped(model: str, tag: str, weights_dir: Path, data_dir: str | None = None) -> str:
     """Export weights_dir/MODEL.TAG.safetensors to weights_dir/MODEL.TAG.onnx (validated on the test set) and
-    record it in the manifest; returns its sha256."""
+    record it in the manifest (file, sha256, size); returns its sha256. The registry reads the manifest as it is
+    now, so weights shipped a moment ago in the same process export with their own accuracy in the metadata."""
     target, weights = f"{model}.{tag}.onnx", weights_dir / f"{model}.{tag}.safetensors"
     # The package's own files go by their tag, so the file names its weights `NAME.TAG.safetensors`, not a path
     # on the machine that exported it.

@@ -76,3 +76,19 @@ def random_checkpoint(tmp_path_factory):
         return path
 
     return save
+
+
+@pytest.fixture
+def unshipped(monkeypatch):
+    """`unshipped("cnn_10k", ...)`: those models ship no weights for this test, as if the manifest never named
+    them (the registry reads the manifest when asked, so every reader sees it). Returns the manifest left."""
+    import zoo.prediction
+    from zoo.core import weights
+
+    def hide(*names: str) -> dict:
+        kept = {name: entry for name, entry in weights.manifest().items() if name not in names}
+        for module in (weights, zoo.prediction):  # zoo.prediction imported the function by name
+            monkeypatch.setattr(module, "manifest", lambda: kept)
+        return kept
+
+    return hide

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -14,7 +13,6 @@ import torch
 
 import zoo
 from zoo.cli import main
-from zoo.core import spec as zoo_specs
 from zoo.core.errors import WeightsError
 from zoo.export import ExportError, OnnxClassifier, export_onnx
 from zoo.export import onnx_export as onnx_export_module
@@ -130,10 +128,9 @@ def test_int8_and_fp16_report_their_accuracy_delta(tmp_path, trained_weights, da
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in onnx.load(tmp_path / "h" / "m.onnx").graph.initializer)
 
 
-def test_untrained_model_needs_weights_or_random_init(tmp_path, monkeypatch):
+def test_untrained_model_needs_weights_or_random_init(tmp_path, unshipped):
     # A model without shipped weights, whichever models ship today.
-    untrained = dataclasses.replace(zoo.get_spec("fcn_50k"), weights_sha256=None, weights_tag=None)
-    monkeypatch.setitem(zoo_specs._REGISTRY, "fcn_50k", untrained)
+    unshipped("fcn_50k")
     with pytest.raises(WeightsError, match="ships no trained weights yet.*random_init=True"):
         export_onnx("fcn_50k", out=tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import struct
 import zlib
@@ -168,22 +167,16 @@ def test_cli_predicts_the_good_and_names_the_bad(capsys, tmp_path, weights):
     assert main(["predict", good, "--model", "cnn_10k", "--weights", str(weights), "--json"]) == 0
 
 
-def test_default_model_and_missing_weights(monkeypatch, capsys):
+def test_default_model_and_missing_weights(monkeypatch, capsys, unshipped):
     from zoo import prediction
-    from zoo.core import spec, weights
 
     # The default: the most accurate Fashion-MNIST model that ships weights.
     fashion = [n for n in zoo.list_models() if zoo.get_spec(n).dataset == "fashion_mnist" and zoo.get_spec(n).accuracy]
     assert default_model() == max(fashion, key=lambda n: zoo.get_spec(n).accuracy)
     monkeypatch.setenv("ZOO_MODEL", "fcn_100k")
     assert default_model() == "fcn_100k"
-    # fcn_100k as if it shipped no weights (neither the registry nor the manifest knows any).
-    manifest = {k: v for k, v in weights.manifest().items() if k != "fcn_100k"}
-    monkeypatch.setattr(weights, "manifest", lambda: manifest)
-    monkeypatch.setattr(prediction, "manifest", lambda: manifest)
-    monkeypatch.setitem(
-        spec._REGISTRY, "fcn_100k", dataclasses.replace(zoo.get_spec("fcn_100k"), weights_sha256=None, weights_tag=None)
-    )
+    # fcn_100k as if it shipped no weights.
+    unshipped("fcn_100k")
     code = main(["predict", str(EXAMPLE_FILES[0])])
     err = capsys.readouterr().err
     assert code != 0 and "fcn_100k ships no trained weights yet" in err and "--weights PATH" in err

@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 
 import zoo
-from zoo.core import spec as specs
 from zoo.core.errors import ZooError
 from zoo.core.spec import register
 
@@ -39,9 +38,9 @@ def test_recipe_overrides_are_typed_and_checked():
         recipe.replace(batch_size="many")
 
 
-def test_untrained_model_refuses_pretrained_with_a_clear_error(monkeypatch):
+def test_untrained_model_refuses_pretrained_with_a_clear_error(unshipped):
     # A model without shipped weights, whichever models ship today.
-    untrained = dataclasses.replace(zoo.get_spec("cnn_10k"), weights_sha256=None, weights_tag=None)
-    monkeypatch.setitem(specs._REGISTRY, "cnn_10k", untrained)
+    unshipped("cnn_10k")
+    assert zoo.get_spec("cnn_10k").weights_tag is None and zoo.get_spec("cnn_10k").accuracy is None
     with pytest.raises(ZooError, match="ships no trained weights yet"):
         zoo.create_model("cnn_10k", pretrained=True)

@@ -150,6 +150,6 @@ def test_tampered_weights_fail_the_hash_check(tmp_path, monkeypatch):
     data = bytearray(shipped.path.read_bytes())
     data[-1] ^= 0xFF
     tampered.write_bytes(bytes(data))
-    monkeypatch.setattr("zoo.core.weights.weights_path", lambda file_name: tmp_path / file_name)
+    monkeypatch.setattr("zoo.core.store.packaged_path", lambda file_name: tmp_path / file_name)
     with pytest.raises(zoo.ZooError, match="fails its sha256 check"):
         zoo.create_model(name, pretrained=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import statistics
@@ -10,6 +11,7 @@ import pytest
 
 import zoo
 from zoo.core.files import sha256_file
+from zoo.core.recipe import Recipe
 from zoo.core.weights import ship
 from zoo.study import REFERENCE, run_study
 
@@ -37,6 +39,23 @@ def test_aggregates_every_seed_and_ships_the_best_validation_run(study):
     assert entry["tags"]["v1"]["sha256"] == sha256_file(shipped)
     evaluation = zoo.evaluate("fcn_50k", weights=shipped)
     assert evaluation.accuracy == pytest.approx(best["test_accuracy"], abs=1e-6)
+
+
+def test_a_shipped_tag_is_a_complete_record_with_its_onnx_file_exported_in_process(study):
+    """Everything needed to know and reproduce the weights, from the run that shipped; the ONNX export (in the
+    same process as the shipping, which the registry must follow) adds its file, hash and size."""
+    root, (result,) = study
+    record = json.loads((root / "weights" / "manifest.json").read_text())["fcn_50k"]["tags"]["v1"]
+    config = json.loads((root / "runs" / "fcn_50k" / f"seed{result.best_seed}" / "config.json").read_text())
+    assert record["recipe"] == Recipe(**config["recipe"]).to_dict() and record["recipe"]["seed"] == result.best_seed
+    assert record["arch"] == {"widths": [54, 54, 54]} and (record["tta_flip"], record["tta_shift"]) == (True, False)
+    assert record["dataset"] == "fashion_mnist" and record["commit"] == config["git_commit"]
+    assert record["seed_test_accuracies"] == {"0": result.test_accuracies[0], "1": result.test_accuracies[1]}
+    assert datetime.date.fromisoformat(record["date"]) <= datetime.date.today()
+    weights = root / "weights"
+    assert (weights / record["file"]).stat().st_size == record["size"]
+    assert (weights / record["onnx_file"]).stat().st_size == record["onnx_size"]
+    assert sha256_file(weights / record["onnx_file"]) == record["onnx_sha256"]
 
 
 def test_reshipping_adds_a_tag_and_never_changes_an_earlier_file(study):

@@ -28,14 +28,13 @@ from zoo.core.device import resolve_device
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
 from zoo.core.loading import Classifier, load_model
-from zoo.core.models.cnn import LONG_EMA_CNN_RECIPE, TUNED_CNN_RECIPE
-from zoo.core.models.fcn import DISTILLED_FCN_RECIPE, TUNED_FCN_100K_RECIPE
 from zoo.core.models.reference import REFERENCE_MODELS, STUDY_RECIPES
 from zoo.core.numbers import fraction
 from zoo.core.preprocess import predict_logits
 from zoo.core.recipe import Recipe
 from zoo.core.registry import get_spec
 from zoo.core.rundir import RunDir
+from zoo.core.weights import shipped_weights
 from zoo.insight import pyplot, save_png
 
 _DATA_SET_NAMES = {"cifar10": "CIFAR-10 (JPEG test set)", "fashion_mnist": "Fashion-MNIST (10,000 test images)"}
@@ -93,6 +92,15 @@ class Experiment:
     seeds: tuple[int, ...] = (0,)
 
 
+def tag_recipe(name: str) -> dict[str, object]:
+    """The recipe that trained the weights `MODEL.TAG`, from their record in the manifest, without its seed: a
+    variant on it trains from each of its experiment's seeds. Variants on a shipped tag's recipe keep it whatever
+    the registry's recipe becomes, and so the keys their committed runs are stored under."""
+    recipe = dict(shipped_weights(name).recipe)
+    del recipe["seed"]
+    return recipe
+
+
 # airbench's recipe at 10 epochs (its own length; warm-up 23% of it, its ±2-pixel crops, no erasing), and
 # without one mechanism at a time, each run keeping zoo's 5,000 validation images (the registry's
 # cifar_cnn_best recipe holds none out).
@@ -108,9 +116,6 @@ ABLATIONS = (
     ("triangular schedule: off (timm's cosine)", {"lr_schedule": "cosine"}),
 )
 
-# fcn_50k.v2's recipe (150 epochs, taught by cnn_100k.v2 on ±1-pixel crops), which the MLP experiments
-# below trained with, the registry's until fcn_50k moved to 300 epochs. Pinned like CNN_10K_V1 (below).
-FCN_50K_V2 = DISTILLED_FCN_RECIPE.to_dict()
 
 # Teachers for the MLPs, by weights tag (a tag always means the same weights): none, the one that taught
 # fcn_50k.v1 and fcn_200k.v1, and the shipped CNNs since; then the strongest one on shifted views.
@@ -137,34 +142,29 @@ FCN_SCHEDULES = (
 )
 
 # The wider MLPs' recipes when fcn_50k moved to 300 epochs (fcn_100k.v2's tuned one, fcn_200k.v2's the distilled
-# one), pinned like FCN_50K_V2: does doubling their 150 epochs lift them as it lifted fcn_50k?
-FCN_100K_V2 = TUNED_FCN_100K_RECIPE.to_dict()
-FCN_200K_V2 = DISTILLED_FCN_RECIPE.to_dict()
+# one): does doubling their 150 epochs lift them as it lifted fcn_50k?
 FCN_LONG = tuple(
-    Variant(f"{model}, {label}", model, overrides={**pinned, **change})
-    for model, pinned in (("fcn_100k", FCN_100K_V2), ("fcn_200k", FCN_200K_V2))
+    Variant(f"{model}, {label}", model, overrides={**tag_recipe(f"{model}.v2"), **change})
+    for model in ("fcn_100k", "fcn_200k")
     for label, change in ((f"150 epochs ({model}.v2's recipe)", {}), ("300 epochs", {"epochs": 300}))
 )
 
 
-# The CNN recipe these Fashion-MNIST experiments trained with (cnn_10k.v1's), the registry's until the CNNs
-# moved to 100 epochs with a weight EMA. Pinned, so their committed runs keep the keys they were stored under.
-CNN_10K_V1 = TUNED_CNN_RECIPE.to_dict()
-
-
-# cnn_100k.v3's recipe (the tuned CNN recipe at 100 epochs with a weight EMA), pinned like CNN_10K_V1: the one
-# lever the CNN recipes never tried is random erasing, a regulariser for a network that fits its crops far
-# better than it generalises (cnn_100k.v3: about 97.5% on its augmented batches, 94.4% on validation).
-CNN_100K_V3 = LONG_EMA_CNN_RECIPE.to_dict()
-CNN_100K_V4 = {**CNN_100K_V3, "erasing": 0.5}
+# The Fashion-MNIST CNN experiments train on cnn_10k.v1's recipe (the tuned CNN recipe, 50 epochs), the registry's
+# until the CNNs moved to 100 epochs with a weight EMA, or on cnn_100k.v3's (that move): the one lever the CNN
+# recipes never tried there is random erasing, a regulariser for a network that fits its crops far better than it
+# generalises (cnn_100k.v3: about 97.5% on its augmented batches, 94.4% on validation); cnn_100k.v4 added it.
 # The teacher of cnn-ensemble-teacher: the shipped CNNs whose mean logits scored best on validation.
 ENSEMBLE_TEACHER = "cnn_100k.v4+cnn_100k.v3+cnn_50k.v3"
-CNN_100K_TAUGHT = {**CNN_100K_V3, "teacher": ENSEMBLE_TEACHER, "distill_weight": 0.5}
+CNN_100K_TAUGHT = {**tag_recipe("cnn_100k.v3"), "teacher": ENSEMBLE_TEACHER, "distill_weight": 0.5}
 
 
 def _on_fcn_50k_v2(changes: tuple[tuple[str, dict[str, object]], ...]) -> tuple[Variant, ...]:
-    """One fcn_50k variant per (label, recipe change), each on fcn_50k.v2's pinned recipe."""
-    return tuple(Variant(label, "fcn_50k", overrides={**FCN_50K_V2, **change}) for label, change in changes)
+    """One fcn_50k variant per (label, recipe change), each on fcn_50k.v2's recipe (150 epochs, taught by
+    cnn_100k.v2 on ±1-pixel crops), which the MLP experiments trained with, the registry's until fcn_50k moved to
+    300 epochs."""
+    recipe = tag_recipe("fcn_50k.v2")
+    return tuple(Variant(label, "fcn_50k", overrides={**recipe, **change}) for label, change in changes)
 
 
 def _sizes(model: str, sizes: tuple[int, ...], full: int, **overrides: object) -> tuple[Variant, ...]:
@@ -255,11 +255,11 @@ EXPERIMENTS = {
             "cnn-teachers",
             "Distillation for the smallest CNN: cnn_10k taught by the shipped cnn_100k (cnn_10k.v1's recipe otherwise)",
             (
-                Variant("no teacher (cnn_10k.v1's recipe)", "cnn_10k", overrides=CNN_10K_V1),
+                Variant("no teacher (cnn_10k.v1's recipe)", "cnn_10k", overrides=tag_recipe("cnn_10k.v1")),
                 Variant(
                     "cnn_100k.v2, weight 0.9",
                     "cnn_10k",
-                    overrides={**CNN_10K_V1, "teacher": "cnn_100k.v2", "distill_weight": 0.9},
+                    overrides={**tag_recipe("cnn_10k.v1"), "teacher": "cnn_100k.v2", "distill_weight": 0.9},
                 ),
             ),
             "Does the tuned CNN recipe gain from a teacher ten times its size (every crop's view taught)? The runs "
@@ -270,8 +270,8 @@ EXPERIMENTS = {
             "cnn-erasing",
             "Random erasing for cnn_100k (cnn_100k.v3's recipe otherwise, 100 epochs)",
             (
-                Variant("no erasing (cnn_100k.v3's recipe)", "cnn_100k", overrides=CNN_100K_V3),
-                Variant("random erasing, p = 0.5", "cnn_100k", overrides=CNN_100K_V4),
+                Variant("no erasing (cnn_100k.v3's recipe)", "cnn_100k", overrides=tag_recipe("cnn_100k.v3")),
+                Variant("random erasing, p = 0.5", "cnn_100k", overrides=tag_recipe("cnn_100k.v4")),
             ),
             "Does random erasing (p = 0.5, as its paper used on Fashion-MNIST) close the gap between what the largest "
             "CNN fits and what it generalises to? The runs without it are cnn_100k.v3's three seeds.",
@@ -281,8 +281,10 @@ EXPERIMENTS = {
             "cnn-ensemble-teacher",
             "An ensemble teacher for cnn_100k (cnn_100k.v3's recipe otherwise, 100 epochs)",
             (
-                Variant("no teacher (cnn_100k.v3's recipe)", "cnn_100k", overrides=CNN_100K_V3),
-                Variant("random erasing, p = 0.5 (cnn_100k.v4's recipe)", "cnn_100k", overrides=CNN_100K_V4),
+                Variant("no teacher (cnn_100k.v3's recipe)", "cnn_100k", overrides=tag_recipe("cnn_100k.v3")),
+                Variant(
+                    "random erasing, p = 0.5 (cnn_100k.v4's recipe)", "cnn_100k", overrides=tag_recipe("cnn_100k.v4")
+                ),
                 Variant(
                     f"taught by {ENSEMBLE_TEACHER.replace('+', ' + ')}, weight 0.5",
                     "cnn_100k",
@@ -298,9 +300,13 @@ EXPERIMENTS = {
             "cnn-teacher-erasing",
             "Ensemble teacher and random erasing together for cnn_100k (100 epochs)",
             (
-                Variant("random erasing, p = 0.5 (cnn_100k.v4's recipe)", "cnn_100k", overrides=CNN_100K_V4),
+                Variant(
+                    "random erasing, p = 0.5 (cnn_100k.v4's recipe)", "cnn_100k", overrides=tag_recipe("cnn_100k.v4")
+                ),
                 Variant("ensemble teacher, weight 0.5", "cnn_100k", overrides=CNN_100K_TAUGHT),
-                Variant("both: ensemble teacher + random erasing", "cnn_100k", overrides={**CNN_100K_TAUGHT, "erasing": 0.5}),
+                Variant(
+                    "both: ensemble teacher + random erasing", "cnn_100k", overrides={**CNN_100K_TAUGHT, "erasing": 0.5}
+                ),
             ),
             "Erasing and the ensemble teacher tied on validation in cnn-ensemble-teacher; do they add up? The teacher "
             "labels the whole view and the student sees it with a patch erased. The first two rows are the runs of "
@@ -310,7 +316,7 @@ EXPERIMENTS = {
         Experiment(
             "train-size-fashion-mnist",
             "Accuracy vs training-set size, Fashion-MNIST (cnn_10k, zoo recipe, 15 epochs at full size)",
-            _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, **{**CNN_10K_V1, "epochs": 15}),
+            _sizes("cnn_10k", (10, 100, 1_000, 10_000, 55_000), 55_000, **{**tag_recipe("cnn_10k.v1"), "epochs": 15}),
             "How accuracy and the train-test gap change from 10 to all 55,000 training images.",
             sizes=True,
         ),

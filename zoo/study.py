@@ -11,11 +11,11 @@ published table, plot and model cards from them; everything here is recomputed f
 
 from __future__ import annotations
 
+import datetime
+import json
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -31,11 +31,13 @@ from zoo.core.device import describe_hardware
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
 from zoo.core.numbers import fraction, seconds
+from zoo.core.recipe import Recipe
 from zoo.core.registry import get_spec, list_models
 from zoo.core.rundir import RunDir
 from zoo.core.summary import count_params
+from zoo.core.weights import ShippedWeights, shipped_weights, split_tag, tag_of, tags
 from zoo.core.weights import ship as ship_weights_file
-from zoo.core.weights import shipped_weights, split_tag, tag_of, tags
+from zoo.export.shipped import export_shipped
 
 # Best published test accuracy (mean over runs) of the originating studies, the floor we must reach,
 # and our goal, per model (fractions).
@@ -70,6 +72,8 @@ class ModelStudy:
     recipe: dict = field(default_factory=dict)  # recipe of the best run
     teacher_sha256: str | None = None  # the weights that taught the best run, where its config recorded them
     notes: tuple[str, ...] = ()  # remarks recorded in the runs' reports (how a figure was measured)
+    commit: str | None = None  # the git commit the best run recorded, where it did
+    arch: dict = field(default_factory=dict)  # architecture arguments the best run changed from the registry's
 
     @property
     def mean(self) -> float:
@@ -208,6 +212,8 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
                 recipe=best.config["recipe"],
                 teacher_sha256=best.config.get("teacher_weights_sha256"),
                 notes=_notes(runs),
+                commit=best.config.get("git_commit"),
+                arch=best.config.get("arch", {}),
             )
         )
     return studies
@@ -215,43 +221,61 @@ def collect(names: list[str], runs_dir: Path) -> list[ModelStudy]:
 
 def ship(studies: list[ModelStudy], weights_dir: Path, data_dir: str | os.PathLike[str] | None = None) -> None:
     """Pin each model's shipped seed's checkpoint (the best on validation, or the first where nothing was held
-    out) as its new default weights tag in weights/ (earlier tags keep their files), export and validate its ONNX
-    file, and record both in the manifest."""
+    out) as its new default weights tag in weights/ (earlier tags keep their files) with its complete record,
+    export and validate its ONNX file, and record both in the manifest."""
     sources = {study.name: RunDir(study.best_run).best_checkpoint for study in studies}
     for name, source in sources.items():
         if not source.is_file():
             # Committed run records carry no checkpoints: only the machine that trained them can ship.
             raise ZooError(f"cannot ship {name}: {source} is missing (only the run's records are here)")
-    shipped = []
     for study in studies:
-        record = {
-            "metrics": numbers.metrics(
-                {
-                    "test_accuracy": study.shipped_accuracy,
-                    "test_accuracy_mean": study.mean,
-                    "test_accuracy_std": study.std,
-                    "seeds": len(study.seeds),
-                    "train_seconds": study.train_seconds[study.seeds.index(study.best_seed)],
-                }
-            ),
-            "hardware": study.hardware,
-            "seed": study.best_seed,
-        }
-        teacher = str(study.recipe.get("teacher") or "")
-        if teacher and study.recipe.get("distill_weight") and study.teacher_sha256:
-            record.update(teacher=teacher, teacher_sha256=study.teacher_sha256)
         spec = get_spec(study.name)
+        record = tag_record(study)
         with tempfile.TemporaryDirectory() as work:
             source = sources[study.name]
             if spec.shipped_dtype == "float16":
                 source = _stored_in_float16(source, Path(work) / source.name, record, data_dir)
+            record["size"] = source.stat().st_size
             tag = ship_weights_file(weights_dir, study.name, spec.dataset, source, record)
-        shipped.append(f"{study.name}.{tag}")
-    # The validated ONNX file beside the weights (the torch-free path of predict and serve), exported by a
-    # fresh process: its registry reads the manifest just written, so the file's metadata names the new
-    # weights' accuracy. It records each file's sha256 in the manifest.
-    command = [sys.executable, "-m", "zoo.export.shipped", *shipped, "--weights-dir", str(weights_dir)]
-    subprocess.run(command + (["--data-dir", str(data_dir)] if data_dir else []), check=True)
+        # The validated ONNX file beside the weights (the torch-free path of predict and serve). The registry reads
+        # the manifest just written, so the file's metadata names the new weights and their accuracy.
+        export_shipped(study.name, tag, weights_dir, data_dir)
+
+
+def tag_record(study: ModelStudy) -> dict[str, object]:
+    """Everything that makes the shipped seed's weights known and reproducible, for the manifest: metrics over
+    the study's seeds, the full recipe and architecture arguments, the test views, where, when and from which
+    commit it trained."""
+    spec = get_spec(study.name)
+    record: dict[str, object] = {
+        "metrics": numbers.metrics(
+            {
+                "test_accuracy": study.shipped_accuracy,
+                "test_accuracy_mean": study.mean,
+                "test_accuracy_std": study.std,
+                "seeds": len(study.seeds),
+                "train_seconds": study.train_seconds[study.seeds.index(study.best_seed)],
+            }
+        ),
+        "hardware": study.hardware,
+        "seed": study.best_seed,
+        "dataset": spec.dataset,
+        # Fields added to Recipe after the run take their defaults, which keep the behaviour it trained with.
+        "recipe": Recipe(**study.recipe).to_dict(),
+        "arch": json.loads(json.dumps({**spec.arch, **study.arch})),
+        "tta_flip": spec.tta_flip,  # the views its test accuracy was measured with (the trainer's, the spec's)
+        "tta_shift": spec.tta_shift,
+        "seed_test_accuracies": {str(s): a for s, a in zip(study.seeds, study.test_accuracies, strict=True)},
+        "date": datetime.date.today().isoformat(),
+    }
+    if study.commit and study.commit != "unknown":
+        record["commit"] = study.commit
+    else:
+        record["note"] = "its commit is unknown: its run recorded none (trained outside a git checkout)"
+    teacher = str(study.recipe.get("teacher") or "")
+    if teacher and study.recipe.get("distill_weight") and study.teacher_sha256:
+        record.update(teacher=teacher, teacher_sha256=study.teacher_sha256)
+    return record
 
 
 def _stored_in_float16(source: Path, target: Path, record: dict, data_dir) -> Path:
@@ -266,7 +290,8 @@ def _stored_in_float16(source: Path, target: Path, record: dict, data_dir) -> Pa
     measured = evaluate(weights=target, data_dir=data_dir).accuracy
     record["run_test_accuracy"] = record["metrics"]["test_accuracy"]
     record["metrics"]["test_accuracy"] = measured
-    record["note"] = "stored in float16 (half the file); its test accuracy is that of these stored weights"
+    stored = "stored in float16 (half the file); its test accuracy is that of these stored weights"
+    record["note"] = f"{record['note']}; {stored}" if record.get("note") else stored
     return target
 
 
@@ -343,7 +368,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
 | --- | --- |
 | parameters | {study.params:,} (budget {spec.budget:,}) |
 | MACs per image | {study.macs:,} |
-| test accuracy over {len(study.seeds)} seed{'s' * (len(study.seeds) != 1)} | {study.mean:.2%} ± {study.std:.2%} |
+| test accuracy over {len(study.seeds)} seed{"s" * (len(study.seeds) != 1)} | {study.mean:.2%} ± {study.std:.2%} |
 | {"shipped weights" if shipped_weights(study.name) else "not shipped: best run"} (seed {study.best_seed}, {study.chosen_by}) | {study.shipped_accuracy:.2%} test |
 | weights tag | {_tag_line(study.name)} |
 | published best / must reach / goal | {" / ".join(f"{v:.1%}" for v in reference) if reference else "—"} |
@@ -360,7 +385,7 @@ def model_card(study: ModelStudy, docs_dir: Path | None = None, runs_dir: Path |
 {notes}{_history(study, runs_dir)}
 ## Recipe
 
-{", ".join(f"`{k}={v}`" for k, v in study.recipe.items())}
+{_recipe_section(study)}
 
 Reproduce: `zoo train {study.name} --seed {study.best_seed}` (add `--set FIELD=VALUE` for any field above that differs
 from the registry's recipe).
@@ -376,6 +401,23 @@ Trained on {spec.dataset} only: 28×28 grey product photos on a black background
 CIFAR-10 images. Real photos must be brought to that convention (see `zoo predict`); accuracy on them is not
 measured here. Parameter count {count_params(spec.build()):,} is recomputed by the tests.
 """
+
+
+def _shipped_from(study: ModelStudy) -> ShippedWeights | None:
+    """The default weights tag when it was shipped from this study's shipped run (its seed and commit), else None."""
+    shipped = shipped_weights(study.name)
+    if shipped is None or not shipped.recipe or study.commit is None:
+        return None
+    return shipped if (shipped.seed, shipped.commit) == (study.best_seed, study.commit) else None
+
+
+def _recipe_section(study: ModelStudy) -> str:
+    """The shipped tag's recipe as its record holds it; the run's own, as its config recorded it, for a run that
+    no tag was shipped from."""
+    shipped = _shipped_from(study)
+    recipe = shipped.recipe if shipped else study.recipe
+    fields = ", ".join(f"`{k}={v}`" for k, v in recipe.items())
+    return f"`{shipped.name}`, as its record in weights/manifest.json holds it: {fields}" if shipped else fields
 
 
 def _sweep_line(name: str, docs_dir: Path | None) -> str:

@@ -1,13 +1,13 @@
 """`ModelSpec`, the registry entry of a model: what it is, what it costs and how it trains, as data.
 
 Model files (zoo/core/models/) declare their specs beside the code and `register` them; the registry
-(zoo.core.registry) looks them up. A spec's shipped weights (tag, sha256, measured metrics) are joined in
-from weights/manifest.json when it is registered.
+(zoo.core.registry) looks them up. A spec's shipped weights (default tag, sha256, measured metrics) are read
+from weights/manifest.json when asked, never frozen at import, so a manifest written in the same process
+(`zoo study --ship`, which then exports the ONNX file) is seen at once.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from zoo.core.datasets import Preprocessing
 from zoo.core.images import photo_recipe
 from zoo.core.recipe import Recipe
-from zoo.core.weights import default_weights
+from zoo.core.weights import ShippedWeights, default_weights
 
 if TYPE_CHECKING:  # the registry's data is read without torch (the ONNX Runtime path); the models need it
     from torch import nn
@@ -37,12 +37,29 @@ class ModelSpec:
     family: str = ""  # "fcn", "cnn", "resnet" or "ref" (the studies' networks), for studies and filters
     description: str = ""  # one line for tables and model cards
     tta_flip: bool = False  # evaluation averages the logits of the image and its mirror
-    weights_sha256: str | None = None  # sha256 of its default weights tag's file; None while untrained
-    metrics: Mapping[str, float] = field(default_factory=dict)  # measured with those weights
     arch: Mapping[str, object] = field(default_factory=dict)  # the builder's registered arguments (widths, ...)
-    weights_tag: str | None = None  # the default tag of its shipped weights (`name.tag`); None while untrained
     tta_shift: bool = False  # with tta_flip: also the mirrored pair shifted one pixel up-left and down-right
     shipped_dtype: str = "float32"  # how its shipped files store floats; "float16" halves a large model's install
+
+    @property
+    def shipped(self) -> ShippedWeights | None:
+        """Its default shipped weights as the manifest says now; None while untrained."""
+        return default_weights(self.name)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """sha256 of its default weights tag's file; None while untrained."""
+        return self.shipped.sha256 if self.shipped else None
+
+    @property
+    def weights_tag(self) -> str | None:
+        """The default tag of its shipped weights (`name.tag`); None while untrained."""
+        return self.shipped.tag if self.shipped else None
+
+    @property
+    def metrics(self) -> Mapping[str, float]:
+        """What was measured with its default weights (empty while untrained)."""
+        return MappingProxyType(dict(self.shipped.metrics) if self.shipped else {})
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -91,17 +108,9 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    """Add a spec, joined with the facts of its default shipped weights (tag, hash, measured metrics) if any."""
+    """Add a spec; its shipped weights are read from the manifest when asked, not here."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is already registered")
-    shipped = default_weights(spec.name)
-    if shipped is not None and spec.weights_sha256 is None:
-        spec = dataclasses.replace(
-            spec,
-            weights_tag=shipped.tag,
-            weights_sha256=shipped.sha256,
-            metrics=MappingProxyType(dict(shipped.metrics)),
-        )
     _REGISTRY[spec.name] = spec
     return spec
 

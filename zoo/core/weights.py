@@ -192,7 +192,8 @@ def record_onnx(weights_dir: Path, model: str, tag: str, onnx_file: str) -> str:
     """Record the validated ONNX export of `model.tag` (a file in weights_dir) and return its sha256."""
     entries = read_manifest(weights_dir)
     digest = sha256_file(weights_dir / onnx_file)
-    entries[model]["tags"][tag].update(onnx_file=onnx_file, onnx_sha256=digest)
+    size = (weights_dir / onnx_file).stat().st_size
+    entries[model]["tags"][tag].update(onnx_file=onnx_file, onnx_sha256=digest, onnx_size=size)
     write_manifest(weights_dir, entries)
     return digest
 
