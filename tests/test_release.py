@@ -179,3 +179,21 @@ def test_a_store_folder_written_by_download_serves_another_machine(installed, st
     done = zoo(installed, second, "predict", "--model", "cnn_100k.v1", str(IMAGE), "--json", ZOO_WEIGHTS_URL=copied.as_uri())  # fmt: skip
     assert _top(done) == expected
     assert os.listdir(second / "cache" / "weights") == ["cnn_100k.v1.onnx"]
+
+
+def test_info_benchmark_and_the_torch_commands_from_the_wheel(installed, store_url, tmp_path, data_dir):
+    """Every command on a model whose weights are fetched: info, a benchmark on ONNX Runtime with its accuracy;
+    the commands that need torch say in one line which extra brings it."""
+    info = zoo(installed, tmp_path, "info", "resnet18_cifar", "--json")
+    assert info.returncode == 0 and json.loads(info.stdout)["weights"]["tag"] == "v1"
+    done = zoo(
+        installed, tmp_path, "benchmark", "cifar_cnn_best", "--backends", "onnxruntime", "--batch-sizes", "1",
+        "--threads", "1", "--warmup", "0.1", "--min-time", "0.2", "--min-runs", "3", "--accuracy-images", "200",
+        "--data-dir", str(data_dir), "--json", ZOO_WEIGHTS_URL=store_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = [r for r in json.loads(done.stdout)["rows"] if r["backend"] == "onnxruntime"]
+    assert row["accuracy"] >= 0.85  # 200 test images of a 92% model
+    refused = zoo(installed, tmp_path, "eval", "cnn_20k", "--data-dir", str(data_dir))
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode != 0 and len(lines) == 1 and "[torch]" in lines[0], refused.stderr
