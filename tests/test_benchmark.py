@@ -125,3 +125,44 @@ def test_user_errors_are_one_line(capsys, argv, fragment):
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], captured.err
+
+
+def test_openvino_rows_sit_beside_onnxruntime_with_the_same_answers(tmp_path, data_dir):
+    """OpenVINO reads the shipped ONNX file: in f32 it gives ONNX Runtime's predictions image for image; bf16
+    runs only where the CPU has it natively, and otherwise says so in its row."""
+    pytest.importorskip("openvino")
+    from zoo.bench.backends import BACKENDS, unavailable
+
+    path = tmp_path / "bench.json"
+    argv = [
+        "benchmark", "cnn_20k", "--backends", "onnxruntime,openvino,openvino-bf16", "--batch-sizes", "1,8",
+        "--threads", "1", "--warmup", "0", "--min-time", "0.05", "--min-runs", "3", "--accuracy-images", "500",
+        "--data-dir", str(data_dir), "--save-json", str(path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(path.read_text())["rows"]
+    by = {(r["backend"], r["batch_size"]): r for r in rows if r["skipped"] is None}
+    assert by[("openvino", 1)]["accuracy"] == by[("onnxruntime", 1)]["accuracy"]
+    assert by[("openvino", 8)]["precision"] == "fp32" and by[("openvino", 8)]["latency_ms"]["p50"] > 0
+    bf16_reason = unavailable(BACKENDS["openvino-bf16"], shipped_onnx=True)
+    if bf16_reason is None:
+        assert abs(by[("openvino-bf16", 1)]["accuracy"] - by[("onnxruntime", 1)]["accuracy"]) <= 0.01
+        assert by[("openvino-bf16", 1)]["precision"] == "bf16"
+    else:
+        (skipped,) = [r for r in rows if r["backend"] == "openvino-bf16"]
+        assert "no native bf16" in skipped["skipped"]
+
+
+def test_openvino_missing_is_one_line_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    from zoo.bench import backends
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    backends._openvino_unavailable.cache_clear()
+    try:
+        assert backends.unavailable(backends.BACKENDS["openvino"], shipped_onnx=True) == backends.OPENVINO_EXTRA
+    finally:
+        backends._openvino_unavailable.cache_clear()
+    assert "[openvino]" in backends.OPENVINO_EXTRA

@@ -42,8 +42,16 @@ BACKENDS: dict[str, Backend] = {
             "torch-cuda-bf16", "cuda", "bf16", None, "PyTorch CUDA bf16, channels-last, CUDA graphs at small batch"
         ),
         Backend("onnxruntime-cuda", "cuda", "fp32", "fp32", "ONNX Runtime CUDA, I/O binding on the device"),
+        # OpenVINO reads the same fp32 ONNX file; "bf16" is its inference precision, chosen at compile time.
+        Backend("openvino", "cpu", "fp32", "fp32", "OpenVINO CPU, f32 inference precision, static batch"),
+        Backend("openvino-bf16", "cpu", "bf16", "fp32", "OpenVINO CPU, bf16 inference precision, static batch"),
     )
 }
+OPENVINO_EXTRA = 'needs OpenVINO: python3 -m pip install "zoo-classifiers[openvino]"'
+
+
+def is_openvino(backend: Backend) -> bool:
+    return backend.name.startswith("openvino")
 
 
 def torch_installed() -> bool:
@@ -67,6 +75,12 @@ def unavailable(backend: Backend, shipped_onnx: bool = False) -> str | None:
         return 'needs torch: python3 -m pip install "zoo-classifiers[torch]"'
     if backend.device == "cuda" and not cuda_available():
         return "no CUDA GPU"
+    if is_openvino(backend):
+        return _openvino_unavailable(backend.precision) or (
+            "onnx is not installed (the exporter needs it)"
+            if needs_torch and importlib.util.find_spec("onnx") is None
+            else None
+        )
     if backend.onnx is not None:
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime is not installed"
@@ -79,6 +93,19 @@ def unavailable(backend: Backend, shipped_onnx: bool = False) -> str | None:
             return "onnx is not installed (the exporter needs it)"
     if backend.name == "torch-compile" and not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
         return "torch.compile on CPU needs a C++ compiler and none is on PATH"
+    return None
+
+
+@cache
+def _openvino_unavailable(precision: str) -> str | None:
+    if importlib.util.find_spec("openvino") is None:
+        return OPENVINO_EXTRA
+    if precision == "bf16":
+        import openvino
+
+        # Without native bf16 (AVX-512 bf16 or AMX) OpenVINO would emulate it: slower, so not worth a row.
+        if "BF16" not in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            return "this CPU has no native bf16 (AVX-512 bf16 or AMX); OpenVINO would only emulate it"
     return None
 
 
@@ -371,11 +398,58 @@ class _CpuPlan:
         return best / images
 
 
+class OpenVinoRunner:
+    """OpenVINO's own runtime on the ONNX file: one model compiled per batch size with that batch fixed (as
+    ONNX Runtime's sessions are), the inference precision pinned (f32 or bf16), the latency hint, and one
+    infer request whose input tensor shares the caller's array."""
+
+    def __init__(self, onnx_path: Path, threads: int | None, precision: str) -> None:
+        import openvino
+
+        self.ov = openvino
+        self.core = openvino.Core()
+        self.model = self.core.read_model(str(onnx_path))
+        self.config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled: dict[int, Any] = {}
+        self.plan = f"{self.config['INFERENCE_PRECISION_HINT']}, latency hint"
+
+    def compiled_for(self, batch_size: int) -> Any:
+        if batch_size not in self.compiled:
+            model = self.model.clone()
+            shape = list(model.input(0).get_partial_shape().get_min_shape())
+            model.reshape([batch_size, *shape[1:]])
+            self.compiled[batch_size] = self.core.compile_model(model, "CPU", self.config)
+        return self.compiled[batch_size]
+
+    def bind(self, inputs: Any) -> Callable[[], object]:
+        import numpy as np
+
+        x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32))
+        request = self.compiled_for(len(x)).create_infer_request()
+        request.set_input_tensor(self.ov.Tensor(x, shared_memory=True))
+        self.buffers = (x, request)  # the tensor points into x: both must outlive every call
+        return request.infer
+
+    def predict(self, inputs: Any) -> Any:
+        import numpy as np
+
+        x = np.ascontiguousarray(np.asarray(inputs, dtype=np.float32))
+        return np.asarray(self.compiled_for(len(x))(x)[0], dtype=np.float32)
+
+
 def make_runner(backend: Backend, model: Any, threads: int | None, onnx_path: Path | None) -> Any:
     if backend.name in ("torch", "torch-compile"):
         return TorchRunner(model, compile=backend.name == "torch-compile")
     if backend.name in ("torch-cuda", "torch-cuda-bf16"):
         return TorchCudaRunner(model, backend.precision)
+    if is_openvino(backend):
+        assert onnx_path is not None
+        return OpenVinoRunner(onnx_path, threads, backend.precision)
     if backend.onnx is not None:
         assert onnx_path is not None
         return OrtRunner(onnx_path, backend.device, threads)

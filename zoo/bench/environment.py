@@ -42,6 +42,7 @@ def fingerprint() -> dict[str, Any]:
             "torch_parallel": _parallel_backend(torch) if torch is not None else None,
             "onnxruntime": onnxruntime_version,
             "onnx": _version("onnx"),
+            "openvino": _version("openvino"),
             "numpy": _version("numpy"),
             "zoo": _version("zoo-classifiers"),
         },

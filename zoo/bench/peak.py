@@ -41,9 +41,10 @@ def attainable_flops(device: str, precision: str, threads: int | None, seconds: 
             return out
 
         return _best_rate(gpu_product, 2.0 * GPU_SIZE**3, seconds)
-    a = torch.randn(CPU_SIZE, CPU_SIZE)
-    b = torch.randn(CPU_SIZE, CPU_SIZE)
-    c = torch.empty(CPU_SIZE, CPU_SIZE)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32  # bf16: AMX or AVX-512 bf16 where present
+    a = torch.randn(CPU_SIZE, CPU_SIZE, dtype=dtype)
+    b = torch.randn(CPU_SIZE, CPU_SIZE, dtype=dtype)
+    c = torch.empty(CPU_SIZE, CPU_SIZE, dtype=dtype)
     return _best_rate(lambda: torch.mm(a, b, out=c), 2.0 * CPU_SIZE**3, seconds)
 
 

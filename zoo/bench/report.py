@@ -89,7 +89,8 @@ def summary_lines(result: BenchmarkResult) -> list[str]:
     )
     return [
         f"machine: {env['cpu']['model']}, {env['usable_cores']} cores, {gpu}; torch {env['libraries']['torch'] or '(none)'}, "
-        f"onnxruntime {env['libraries']['onnxruntime']}",
+        f"onnxruntime {env['libraries']['onnxruntime']}"
+        + (f", openvino {env['libraries']['openvino']}" if env["libraries"].get("openvino") else ""),
         f"attainable GFLOP/s (matrix product): {peaks or '—'}; wall time {result.wall_s:.0f} s",
     ]
 
