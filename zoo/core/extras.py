@@ -10,6 +10,7 @@ EXTRAS = {name: "torch" for name in TORCH_EXTRA} | {
     "ray": "tune",
     "matplotlib": "plot",
     "captum": "plot",
+    "openvino": "openvino",
 }
 
 

@@ -1,0 +1,64 @@
+"""The second CPU runtime: OpenVINO reads the shipped ONNX files with their metadata and, in f32, answers as
+ONNX Runtime does, image for image; bf16 stays within a fraction of a point."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import pytest
+
+from zoo.core.datafiles import load_arrays
+from zoo.core.errors import ZooError
+from zoo.core.weights import shipped_weights
+from zoo.export.runtime import OnnxClassifier
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fashion_test(data_dir):
+    arrays, _ = load_arrays("fashion_mnist", data_dir)
+    return arrays["test_x"], arrays["test_y"]
+
+
+def test_openvino_f32_gives_onnxruntime_s_top1_on_the_whole_test_set(fashion_test):
+    pytest.importorskip("openvino")
+    images, labels = fashion_test
+    onnx = shipped_weights("cnn_20k").onnx_verified()
+    answers = {}
+    for runtime in ("onnxruntime", "openvino", "openvino-bf16"):
+        classifier = OnnxClassifier(onnx, runtime=runtime)
+        assert classifier.name == "cnn_20k" and classifier.classes[3] == "Dress"  # metadata read by either runtime
+        answers[runtime] = classifier.logits(classifier.normalize(images)).argmax(1)
+    assert (answers["openvino"] == answers["onnxruntime"]).all()
+    accuracy = {runtime: float((top1 == labels).mean()) for runtime, top1 in answers.items()}
+    assert accuracy["onnxruntime"] == pytest.approx(shipped_weights("cnn_20k").metrics["test_accuracy"], abs=0.002)
+    assert abs(accuracy["openvino-bf16"] - accuracy["onnxruntime"]) <= 0.005
+
+
+def test_a_missing_openvino_is_one_line_naming_the_extra(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ModuleNotFoundError("No module named 'openvino'", name="openvino")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    with pytest.raises(ZooError, match=r'\[openvino\] extra: python3 -m pip install "zoo-classifiers\[openvino\]"'):
+        OnnxClassifier(shipped_weights("cnn_20k").onnx_verified(), runtime="openvino")
+
+
+def test_an_unknown_runtime_names_the_choices():
+    with pytest.raises(ZooError, match="choose one of onnxruntime, openvino, openvino-bf16"):
+        OnnxClassifier(shipped_weights("cnn_20k").onnx_verified(), runtime="tensorrt")
+
+
+def test_a_file_openvino_cannot_read_is_one_line(tmp_path):
+    pytest.importorskip("openvino")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx file")
+    with pytest.raises(ZooError, match="is not a loadable ONNX model") as caught:
+        OnnxClassifier(bad, runtime="openvino")
+    assert "\n" not in str(caught.value)
