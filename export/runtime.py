@@ -7,6 +7,7 @@ OpenVINO's bf16 runs the CIFAR-10 models several times faster; `zoo benchmark` m
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def inference_session(model: str | os.PathLike[str] | bytes, threads: int | None
 RUNTIMES = ("onnxruntime", "openvino", "openvino-bf16")  # openvino: f32 inference precision; -bf16: bf16
 
 
+OPENVINO_MISSING = (
+    "the openvino runtime needs OpenVINO, which comes with the [openvino] extra: python3 -m pip install "
+    '"zoo-classifiers[openvino]"'
+)
+
+
+def check_runtime(runtime: str) -> None:
+    """A one-line ZooError for an unknown runtime, or for OpenVINO when its extra is not installed."""
+    if runtime not in RUNTIMES:
+        raise ZooError(f"unknown {{runtime}} {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime.startswith("openvino") and importlib.util.find_spec("openvino") is None:
+        raise ZooError(OPENVINO_MISSING, argument="runtime")
+
+
 class OpenVinoSession:
     """OpenVINO's runtime behind the part of ONNX Runtime's session that zoo uses: `run`, the input's shape and
     the file's metadata (OpenVINO's ONNX reader keeps the metadata in the model's rt_info)."""
@@ -40,11 +55,7 @@ class OpenVinoSession:
         try:
             import openvino
         except ModuleNotFoundError as error:
-            raise ZooError(
-                "the openvino runtime needs OpenVINO, which comes with the [openvino] extra: python3 -m pip install "
-                '"zoo-classifiers[openvino]"',
-                argument="runtime",
-            ) from error
+            raise ZooError(OPENVINO_MISSING, argument="runtime") from error
         core = openvino.Core()
         model = core.read_model(str(path))
         framework = model.get_rt_info()["framework"] if model.has_rt_info("framework") else {}
@@ -66,8 +77,7 @@ class OnnxClassifier:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None, runtime: str = "onnxruntime"):
         path = Path(path)
-        if runtime not in RUNTIMES:
-            raise ZooError(f"unknown {{runtime}} {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        check_runtime(runtime)
         if not path.is_file():
             raise ZooError(f"ONNX file {path} does not exist", argument="onnx")
         try:

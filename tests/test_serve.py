@@ -402,3 +402,22 @@ def test_worker_sessions_run_on_their_share_of_the_cores():
     assert served["cnn_20k"].classifier.session.get_session_options().intra_op_num_threads == 1
     default = create_app(["cnn_20k"]).state.models
     assert default["cnn_20k"].classifier.session.get_session_options().intra_op_num_threads == 0  # ORT's own
+
+
+def test_the_openvino_runtime_serves_the_same_answers(client):
+    """`zoo serve --runtime openvino`: the same API and, in f32, the same classes as ONNX Runtime."""
+    pytest.importorskip("openvino")
+    openvino = TestClient(create_app(["cnn_20k", "cifar_cnn_best"], runtime="openvino"))
+    for name, image in (("cnn_20k", EXAMPLES[3]), ("cifar_cnn_best", EXAMPLES[8])):
+        body = image.read_bytes()
+        theirs = openvino.post(f"/v1/models/{name}/predict", content=body).json()
+        ours = client.post(f"/v1/models/{name}/predict", content=body).json()
+        assert theirs["backend"] == "openvino" and ours["backend"] == "onnxruntime"
+        assert [t["class"] for t in theirs["top"]] == [t["class"] for t in ours["top"]]
+        assert theirs["top"][0]["probability"] == pytest.approx(ours["top"][0]["probability"], abs=1e-3)
+
+
+def test_an_unknown_runtime_is_refused_before_serving(capsys):
+    assert main(["serve", "--runtime", "tensorrt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: unknown --runtime 'tensorrt'; choose one of onnxruntime, openvino, openvino-bf16"]

@@ -42,7 +42,7 @@ from zoo.core.errors import ZooError
 from zoo.core.images import ImageError, open_upload
 from zoo.core.weights import shipped_models
 from zoo.decoder import DecoderDied, LargeDecoder, prepare_opened
-from zoo.export.runtime import OnnxClassifier
+from zoo.export.runtime import OnnxClassifier, check_runtime
 from zoo.prediction import default_model, onnx_at_hand, top_classes
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # far above any photo a phone takes; larger bodies get 413
@@ -142,20 +142,22 @@ def model_files(names: list[str] | None = None) -> dict[str, Path]:
     return files
 
 
-def load_models(names: list[str] | None = None, threads: int | None = None) -> dict[str, ServedModel]:
-    """The ONNX Runtime sessions of `model_files(names)`, loaded once per server process, in the registry's
-    order (`zoo list`: data set, family, size), each with at most `threads` intra-op threads."""
+def load_models(
+    names: list[str] | None = None, threads: int | None = None, runtime: str = "onnxruntime"
+) -> dict[str, ServedModel]:
+    """The sessions of `model_files(names)` on `runtime` (zoo.export.runtime.RUNTIMES), loaded once per server
+    process, in the registry's order (`zoo list`: data set, family, size), each with at most `threads` threads."""
     files = model_files(names)
     order = [row["name"] for row in catalog_rows() if row["name"] in files]
-    return {name: ServedModel(OnnxClassifier(files[name], threads)) for name in order}
+    return {name: ServedModel(OnnxClassifier(files[name], threads, runtime)) for name in order}
 
 
-def create_app(models: list[str] | None = None, threads: int | None = None) -> FastAPI:
-    """The FastAPI application serving `models` (default: $ZOO_SERVE_MODELS, else every shipped model).
-    `threads`: ONNX Runtime's intra-op threads per session (default: one per core); `serve` gives each of its
-    worker processes its share of the cores."""
+def create_app(models: list[str] | None = None, threads: int | None = None, runtime: str = "onnxruntime") -> FastAPI:
+    """The FastAPI application serving `models` (default: $ZOO_SERVE_MODELS, else every shipped model) on
+    `runtime` (ONNX Runtime, or OpenVINO in f32 or bf16). `threads`: intra-op threads per session (default: one
+    per core); `serve` gives each of its worker processes its share of the cores."""
     env_models = [m for m in os.environ.get(MODELS_ENV, "").split(",") if m]
-    served = load_models(models or env_models or None, threads)
+    served = load_models(models or env_models or None, threads, runtime)
     app = FastAPI(
         title="zoo",
         summary="Small image classifiers at fixed parameter budgets, served with ONNX Runtime.",
@@ -275,7 +277,7 @@ def _predict_route(served: dict[str, ServedModel], heavy: LargeDecoder):
             return _error(503, str(died))
         logits = await model.batcher.logits(array)
         (top,) = top_classes(logits[None], model.classifier.classes, topk)
-        answer = {"file": label, "model": name, "backend": "onnxruntime", "top": top}
+        answer = {"file": label, "model": name, "backend": model.classifier.runtime, "top": top}
         if include_input:
             answer["input_png"] = _png_data_url(array)
             answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -398,13 +400,21 @@ def threads_per_worker(workers: int) -> int:
     return max(1, usable_cores() // workers)
 
 
-def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(
+    models: list[str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    runtime: str = "onnxruntime",
+) -> None:
     """Run the server (blocking). With workers > 1, that many processes share the port (uvicorn's supervisor);
     each builds its app from `models` itself, so nothing is passed through the environment."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    model_files(models)  # fail here, with one line, rather than in every worker; the workers load the sessions
+    # Fail here, with one line, rather than in every worker; the workers load the sessions.
+    check_runtime(runtime)
+    model_files(models)
     logging_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     logging_config["loggers"][__name__] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     # Each worker process runs its sessions on its share of the cores. ONNX Runtime's default, a thread per
@@ -412,7 +422,7 @@ def serve(models: list[str] | None = None, host: str = "127.0.0.1", port: int = 
     # under load, requests then wait for a core (the load test's record, README's "Serving under load").
     threads = threads_per_worker(workers)
     config = uvicorn.Config(
-        functools.partial(create_app, models, threads), factory=True, host=host, port=port, workers=workers,
+        functools.partial(create_app, models, threads, runtime), factory=True, host=host, port=port, workers=workers,
         log_level="warning", access_log=False, log_config=logging_config,
         # A stop (Ctrl-C, SIGTERM) waits at most this long for requests in flight: they take milliseconds.
         timeout_graceful_shutdown=1,
