@@ -3,6 +3,7 @@
     python3 benchmarks/load_test.py [--model cnn_20k] [--workers 2] [--clients 32] [--good-clients 32]
         [--seconds 20] [--rounds 3] [--mix-runs 3] [--json FILE]
     python3 benchmarks/load_test.py --summary FILE    # the README's lines for a saved report
+    python3 benchmarks/load_test.py --model cifar_cnn_best --runtimes onnxruntime,openvino-bf16 --json FILE
 
 1. Throughput (needs `hey`, Debian's package): requests/s and p99 of `zoo serve` and of the bare app, side by
    side, under the same load, for a 28x28 data-set PNG and a 224x224 product-photo JPEG; the bare app both
@@ -95,9 +96,9 @@ def stop(process: subprocess.Popen) -> float:
     return time.perf_counter() - started
 
 
-def zoo_server(model: str, port: int, workers: int) -> subprocess.Popen:
+def zoo_server(model: str, port: int, workers: int, runtime: str = "onnxruntime") -> subprocess.Popen:
     return start([sys.executable, "-m", "zoo.cli", "serve", "--models", model, "--port", str(port),
-                  "--workers", str(workers)], port)  # fmt: skip
+                  "--workers", str(workers), "--runtime", runtime], port)  # fmt: skip
 
 
 def bare_server(model: str, port: int, workers: int, threads: int = 0) -> subprocess.Popen:
@@ -159,6 +160,37 @@ def throughput(model: str, workers: int, clients: int, seconds: float, uploads: 
         results[f"ratio, {kind}"] = round(zoo / results[f"bare app, {kind}"]["requests_per_second"], 2)
         tuned = results[f"bare app, tuned threads, {kind}"]["requests_per_second"]
         results[f"ratio to tuned, {kind}"] = round(zoo / tuned, 2)
+    return results
+
+
+def runtimes_throughput(
+    model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes], rounds: int, runtimes: list[str]
+) -> dict:
+    """`zoo serve --runtime R` for each runtime under the same `hey` load, `rounds` times in turn; each runtime's
+    figures are its median round's, with its ratio to the first runtime's (ONNX Runtime by default)."""
+    results: dict = {}
+    for kind, content_type in (("png", "image/png"), ("jpeg", "image/jpeg")):
+        measured: dict[str, list[dict]] = {runtime: [] for runtime in runtimes}
+        for _ in range(rounds):
+            for runtime in runtimes:
+                port = free_port()
+                process = zoo_server(model, port, workers, runtime)
+                url = f"http://127.0.0.1:{port}/v1/models/{model}/predict"
+                try:
+                    hey(url, uploads[kind], content_type, clients, 2)  # warm-up
+                    measured[runtime].append(hey(url, uploads[kind], content_type, clients, seconds))
+                finally:
+                    stop(process)
+        for runtime, runs in measured.items():
+            by_rate = sorted(runs, key=lambda run: run["requests_per_second"])
+            results[f"{runtime}, {kind}"] = by_rate[len(by_rate) // 2] | {
+                "rounds_requests_per_second": [run["requests_per_second"] for run in runs]
+            }
+        first = results[f"{runtimes[0]}, {kind}"]["requests_per_second"]
+        for runtime in runtimes[1:]:
+            results[f"ratio {runtime} to {runtimes[0]}, {kind}"] = round(
+                results[f"{runtime}, {kind}"]["requests_per_second"] / first, 2
+            )
     return results
 
 
@@ -352,6 +384,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="hey runs of each server, in turn; the median counts")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--summary", type=Path, help="print the README's lines for a saved report, and stop")
+    parser.add_argument(
+        "--runtimes",
+        help="compare zoo serve's runtimes only (e.g. onnxruntime,openvino-bf16): req/s and p99 of each, no mix",
+    )
     args = parser.parse_args()
     if args.summary:
         print(summary(json.loads(args.summary.read_text())), end="")
@@ -359,6 +395,20 @@ def main() -> None:
     from zoo.core.device import cpu_info, usable_cores
 
     uploads = images()
+    if args.runtimes:
+        runtimes = [r for r in args.runtimes.split(",") if r]
+        report = {
+            "model": args.model, "workers": args.workers, "clients": args.clients, "seconds": args.seconds,
+            "rounds": args.rounds, "machine": f"{cpu_info()['model']}, {usable_cores()} cores",
+            "uploads_bytes": {k: len(uploads[k]) for k in ("png", "jpeg")},
+            "runtimes": runtimes_throughput(
+                args.model, args.workers, args.clients, args.seconds, uploads, args.rounds, runtimes
+            ),
+        }  # fmt: skip
+        print(json.dumps(report, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        return
     throughput_report = (
         throughput(args.model, args.workers, args.clients, args.seconds, uploads, args.rounds)
         if shutil.which("hey")
