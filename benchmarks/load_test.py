@@ -127,9 +127,20 @@ def hey(url: str, body: bytes, content_type: str, clients: int, seconds: float) 
     )  # fmt: skip
     os.unlink(handle.name)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
-    p99 = float(re.search(r"99%+ in ([\d.]+) secs", done.stdout).group(1)) * 1000
+    p99 = re.search(r"99%+ in ([\d.]+) secs", done.stdout)  # absent when nothing was answered
     statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", done.stdout))
-    return {"requests_per_second": round(rate, 1), "p99_ms": round(p99, 1), "statuses": statuses}
+    return {"requests_per_second": round(rate, 1), "p99_ms": round(float(p99.group(1)) * 1000, 1) if p99 else None,
+            "statuses": statuses}  # fmt: skip
+
+
+def warm_up(url: str, body: bytes, content_type: str, clients: int) -> None:
+    """Load for 2 s at a time until requests are answered: a server's port opens before its workers have
+    loaded their sessions (uvicorn's supervisor binds it), and a large model or a compiling runtime takes
+    seconds."""
+    deadline = time.perf_counter() + 60
+    while "200" not in hey(url, body, content_type, clients, 2)["statuses"]:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"{url} answered nothing in 60 s")
 
 
 def throughput(model: str, workers: int, clients: int, seconds: float, uploads: dict[str, bytes], rounds: int) -> dict:
@@ -146,7 +157,7 @@ def throughput(model: str, workers: int, clients: int, seconds: float, uploads: 
                 port = free_port()
                 process = server(model, port, workers)
                 try:
-                    hey(f"http://127.0.0.1:{port}{path}", uploads[kind], content_type, clients, 2)  # warm-up
+                    warm_up(f"http://127.0.0.1:{port}{path}", uploads[kind], content_type, clients)
                     measured[name].append(hey(f"http://127.0.0.1:{port}{path}", uploads[kind], content_type,
                                               clients, seconds))  # fmt: skip
                 finally:
@@ -177,7 +188,7 @@ def runtimes_throughput(
                 process = zoo_server(model, port, workers, runtime)
                 url = f"http://127.0.0.1:{port}/v1/models/{model}/predict"
                 try:
-                    hey(url, uploads[kind], content_type, clients, 2)  # warm-up
+                    warm_up(url, uploads[kind], content_type, clients)
                     measured[runtime].append(hey(url, uploads[kind], content_type, clients, seconds))
                 finally:
                     stop(process)
