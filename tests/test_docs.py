@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 import zoo.core.weights
-import zoo.docs
-from zoo.docs import benchmark_records, fastest_block, fill, machines, main, models_block, nine
+import zoo.docs.deployment
+import zoo.docs.models
+import zoo.docs.records
+from zoo.docs.__main__ import main
+from zoo.docs.assemble import fill
+from zoo.docs.benchmarks import fastest_block
+from zoo.docs.models import models_block
+from zoo.docs.records import benchmark_records, machines, nine
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("list", "info", "train", "eval", "export", "predict", "download", "serve", "benchmark", "tune", "plot",
@@ -27,8 +33,9 @@ def test_check_fails_after_one_accuracy_in_the_manifest_is_changed_by_hand(monke
     edited = copy.deepcopy(json.loads((REPO / "weights" / "manifest.json").read_text()))
     entry = edited["cnn_20k"]
     entry["tags"][entry["default"]]["metrics"]["test_accuracy"] += 0.0001
-    monkeypatch.setattr(zoo.core.weights, "manifest", lambda: edited)  # every reader of the manifest
-    monkeypatch.setattr(zoo.docs, "manifest", lambda: edited)
+    # every reader of the manifest: the core, and each zoo.docs module that imports it
+    for reader in (zoo.core.weights, zoo.docs.records, zoo.docs.models, zoo.docs.deployment):
+        monkeypatch.setattr(reader, "manifest", lambda: edited)
     assert main(["--check", "--root", str(REPO)]) == 1
     stale = capsys.readouterr().out.splitlines()
     assert all(line.startswith("stale: ") for line in stale)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from zoo.core.store import DEFAULT_STORE_URL
 from zoo.core.weights import manifest
-from zoo.docs import BLOCK, nine
+from zoo.docs.assemble import BLOCK
+from zoo.docs.records import nine
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
