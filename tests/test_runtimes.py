@@ -62,3 +62,44 @@ def test_a_file_openvino_cannot_read_is_one_line(tmp_path):
     with pytest.raises(ZooError, match="is not a loadable ONNX model") as caught:
         OnnxClassifier(bad, runtime="openvino")
     assert "\n" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def cifar_jpegs(data_dir, tmp_path_factory):
+    """The first 30 test JPEGs of each CIFAR-10 class, extracted as they are stored."""
+    import tarfile
+
+    folder = tmp_path_factory.mktemp("cifar")
+    with tarfile.open(data_dir / "cifar10-jpeg.tar.gz") as archive:
+        taken: dict[str, int] = {}
+        for member in archive:
+            parts = Path(member.name).parts
+            if member.isfile() and len(parts) >= 3 and parts[-3] == "test":
+                if taken.get(parts[-2], 0) < 30:
+                    taken[parts[-2]] = taken.get(parts[-2], 0) + 1
+                    archive.extract(member, folder, filter="data")
+    return sorted(str(p) for p in folder.rglob("*.jpg"))
+
+
+def test_predict_on_openvino_gives_onnxruntime_s_top1_file_for_file(cifar_jpegs):
+    pytest.importorskip("openvino")
+    import zoo
+
+    assert len(cifar_jpegs) == 300
+    default = zoo.predict(cifar_jpegs, model="cifar_cnn_best")
+    openvino = zoo.predict(cifar_jpegs, model="cifar_cnn_best", runtime="openvino")
+    assert {p.backend for p in openvino} == {"openvino"} and {p.backend for p in default} == {"onnxruntime"}
+    assert [p.top[0]["class"] for p in openvino] == [p.top[0]["class"] for p in default]
+
+
+def test_predict_with_a_runtime_that_is_not_installed_is_one_line(monkeypatch, capsys):
+    import importlib.util
+
+    from zoo.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    assert main(["predict", "--runtime", "openvino", str(REPO / "examples" / "3-dress.png")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and '"zoo-classifiers[openvino]"' in lines[0]
+    assert main(["predict", "--runtime", "openvino", "--backend", "torch", str(REPO / "examples" / "3-dress.png")]) == 2

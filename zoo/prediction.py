@@ -81,25 +81,33 @@ def predict(
     onnx: str | os.PathLike[str] | None = None,
     topk: int = 5,
     data_dir: str | os.PathLike[str] | None = None,
+    runtime: str = "onnxruntime",
 ) -> list[Prediction]:
     """Classify files, folders, globs or PIL images; one Prediction per input, failed inputs carry `error`.
 
     backend="auto" runs ONNX Runtime where the validated file is at hand (see `onnx_at_hand`), else PyTorch.
     backend="torch" uses the spec's preprocessing and the shipped weights (or `weights=PATH`, which names its
     model); backend="onnxruntime" uses `onnx=PATH`, else the file at hand, else one exported and validated
-    into the user cache on first use, and the preprocessing stored in it.
+    into the user cache on first use, and the preprocessing stored in it. `runtime` runs that ONNX file:
+    "onnxruntime", or OpenVINO ("openvino" in f32, "openvino-bf16"; the [openvino] extra), and each
+    Prediction's `backend` names it.
     """
+    from zoo.export.runtime import check_runtime
+
     if backend not in BACKENDS:
         raise ZooError(f"unknown {{backend}} {backend!r}; choose one of {', '.join(BACKENDS)}")
     if topk < 1:
         raise ZooError(f"{{topk}} must be at least 1, got {topk}")
+    check_runtime(runtime)
+    if runtime != "onnxruntime" and backend == "torch":
+        raise ZooError(f"{{runtime={runtime}}} runs the ONNX file, so it does not go with {{backend=torch}}")
     if onnx is None and backend != "torch":
         onnx = onnx_at_hand(model, weights)
-        if onnx is None and backend == "onnxruntime":
+        if onnx is None and (backend == "onnxruntime" or runtime != "onnxruntime"):
             onnx = _export_into_cache(model, weights, data_dir)
     if onnx is not None:
-        name, preprocessing, classes, logits_of = _onnx_runner(model, onnx)
-        backend = "onnxruntime"
+        name, preprocessing, classes, logits_of = _onnx_runner(model, onnx, runtime)
+        backend = runtime
     else:
         name, preprocessing, classes, logits_of = _torch_runner(model, weights)
         backend = "torch"
@@ -167,10 +175,10 @@ def _torch_runner(model: str | None, weights):
     return spec.name, spec.preprocessing, list(spec.classes), logits_of
 
 
-def _onnx_runner(model: str | None, onnx):
+def _onnx_runner(model: str | None, onnx, runtime: str = "onnxruntime"):
     from zoo.export.runtime import OnnxClassifier
 
-    classifier = OnnxClassifier(onnx)
+    classifier = OnnxClassifier(onnx, runtime=runtime)
     if model is not None and split_tag(model)[0] != classifier.name:
         raise ZooError(f"{onnx} holds {classifier.name!r}, not {model!r}", argument="onnx")
 

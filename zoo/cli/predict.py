@@ -1,4 +1,4 @@
-"""`zoo predict`: classify image files, in PyTorch or ONNX Runtime."""
+"""`zoo predict`: classify image files, in PyTorch, ONNX Runtime or OpenVINO."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def predict_command(
     ] = None,
     onnx: Annotated[Path | None, typer.Option("--onnx", help="An exported .onnx to run (implies onnxruntime).")] = None,
     topk: Annotated[int, typer.Option(help="Classes shown per image.")] = 5,
+    runtime: Annotated[
+        str, typer.Option(help="What runs the ONNX file: onnxruntime, openvino or openvino-bf16 ([openvino] extra).")
+    ] = "onnxruntime",
     data_dir: DataDir = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON Lines on stdout: one object per input, errors included.")
@@ -36,8 +39,9 @@ def predict_command(
 ) -> int:
     """Classify images; with --json one JSON object per input line. Exit status 1 when some inputs failed."""
     results = zoo.predict(
-        images, model=model, backend=backend, weights=weights, onnx=onnx, topk=topk, data_dir=data_dir
-    )
+        images, model=model, backend=backend, weights=weights, onnx=onnx, topk=topk, data_dir=data_dir,
+        runtime=runtime,
+    )  # fmt: skip
     for result in results:
         if as_json:
             # JSON Lines, one object per input, so a program can stream results and see per-file errors.
