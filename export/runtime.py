@@ -17,13 +17,17 @@ from zoo.core.errors import ZooError
 from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
 
 
-def inference_session(model: str | os.PathLike[str] | bytes, threads: int | None = None):
-    """A CPU session; `threads` caps its intra-op threads (ONNX Runtime's default: one per core)."""
+def inference_session(model: str | os.PathLike[str] | bytes, threads: int | None = None, spinning: bool = True):
+    """A CPU session; `threads` caps its intra-op threads (ONNX Runtime's default: one per core).
+    `spinning=False` lets those threads sleep between calls: by default they spin for a while after each,
+    which takes the cores from other processes of the same job (zoo.prediction's decoding pool)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initializers etc. are noise for users
     # CPU only: the comparison against PyTorch must not depend on which GPU kernels exist.
     source = model if isinstance(model, bytes) else str(model)
@@ -73,16 +77,19 @@ class OpenVinoSession:
 
 class OnnxClassifier:
     """An exported zoo model: `logits(normalized NCHW float32)` plus its metadata and preprocessing, run by
-    ONNX Runtime or OpenVINO (`runtime`, one of RUNTIMES)."""
+    ONNX Runtime or OpenVINO (`runtime`, one of RUNTIMES); `spinning` as `inference_session`'s."""
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, runtime: str = "onnxruntime"):
+    def __init__(
+        self, path: str | os.PathLike[str], threads: int | None = None, runtime: str = "onnxruntime",
+        spinning: bool = True,
+    ):  # fmt: skip
         path = Path(path)
         check_runtime(runtime)
         if not path.is_file():
             raise ZooError(f"ONNX file {path} does not exist", argument="onnx")
         try:
             if runtime == "onnxruntime":
-                self.session = inference_session(path, threads)
+                self.session = inference_session(path, threads, spinning)
                 props, shape = self.session.get_modelmeta().custom_metadata_map, self.session.get_inputs()[0].shape
             else:
                 precision = "bf16" if runtime == "openvino-bf16" else "f32"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -202,3 +203,37 @@ def test_photos_decode_at_four_times_the_model_input_whichever_way_they_arrive(t
     from_file = to_model_array(open_image(tmp_path / "dress.png", decode_side(FASHION_MNIST)), FASHION_MNIST)
     np.testing.assert_array_equal(from_file, to_model_array(photo, FASHION_MNIST))
     assert zoo.predict(tmp_path / "dress.jpg", model="cnn_20k")[0].top[0]["class"] == "Dress"
+
+
+def _float_recipe(image: Image.Image, preprocessing) -> np.ndarray:
+    """to_model_array as it was before its shortcuts for plain 8-bit images: every image through float32."""
+    from zoo.core import images
+
+    height, width = preprocessing.size
+    image = images._shrunk(image, images.decode_side(preprocessing))
+    if preprocessing.channels == 1:
+        grey = images._to_float(image, "L")
+        if preprocessing.light_on_dark:
+            if grey.shape == (height, width) and images._median(images._border(grey)) <= images.DARK_BORDER:
+                return images._to_uint8(grey)[None]
+            return images._light_on_dark(grey, (height, width))[None]
+        return images._fit(Image.fromarray(images._to_uint8(grey)), (height, width))[None]
+    rgb = Image.fromarray(images._to_uint8(images._to_float(image, "RGB")), "RGB")
+    return images._fit(rgb, (height, width)).transpose(2, 0, 1).copy()
+
+
+def test_shortcuts_for_plain_8bit_images_give_the_float_recipe_exactly(fashion_mnist):
+    """Streaming a million files takes shortcuts for 8-bit grey and RGB images (no float copies); each gives
+    the very array the float path gives, for data set images, photos, every mode and a grey-only model."""
+    generator = np.random.default_rng(0)
+    cases = [Image.fromarray(image[0].numpy()) for image in fashion_mnist.test.images[:300]]
+    cases += [
+        Image.fromarray(generator.integers(0, 256, (h, w, 3), np.uint8)) for h, w in ((32, 32), (41, 57), (300, 200))
+    ]
+    cases += [Image.fromarray(generator.integers(0, 256, (h, w), np.uint8)) for h, w in ((28, 28), (32, 32), (90, 60))]
+    photo = Image.open(EXAMPLES / "7-sneaker.png").resize((57, 41))
+    cases += [photo.convert(mode) for mode in ("L", "RGB", "RGBA", "P", "LA", "1")]
+    grey_fit = dataclasses.replace(CIFAR10, channels=1, mean=(0.5,), std=(0.25,))
+    for preprocessing in (FASHION_MNIST, CIFAR10, grey_fit):
+        for image in cases:
+            np.testing.assert_array_equal(to_model_array(image, preprocessing), _float_recipe(image, preprocessing))

@@ -4,6 +4,7 @@ ONNX Runtime does, image for image; bf16 stays within a fraction of a point."""
 from __future__ import annotations
 
 import builtins
+import json
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,28 @@ def test_predict_on_openvino_gives_onnxruntime_s_top1_file_for_file(cifar_jpegs)
     openvino = zoo.predict(cifar_jpegs, model="cifar_cnn_best", runtime="openvino")
     assert {p.backend for p in openvino} == {"openvino"} and {p.backend for p in default} == {"onnxruntime"}
     assert [p.top[0]["class"] for p in openvino] == [p.top[0]["class"] for p in default]
+
+
+def test_streamed_rows_and_folder_scores_on_openvino_are_onnxruntime_s(cifar_jpegs, tmp_path):
+    """The streaming path (`zoo predict DIR -r --out`, decoding processes, full batches) and `zoo eval --images`
+    take the runtime too: the same files in the same order, the same top-1, each row naming its runtime."""
+    pytest.importorskip("openvino")
+    from zoo.cli import main
+    from zoo.prediction import evaluate_images
+
+    root = Path(cifar_jpegs[0]).parents[1]  # test/<class>/NNNN.jpg: an ImageFolder
+    rows = {}
+    for runtime in ("onnxruntime", "openvino"):
+        out = tmp_path / f"{runtime}.jsonl"
+        argv = ["predict", str(root), "-r", "--model", "cifar_cnn_best", "--runtime", runtime, "--out", str(out)]
+        assert main([*argv, "--batch-size", "64", "--workers", "2"]) == 0
+        rows[runtime] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["file"] for r in rows["openvino"]] == [r["file"] for r in rows["onnxruntime"]] == cifar_jpegs
+    assert {r["backend"] for r in rows["openvino"]} == {"openvino"}
+    assert [r["top"][0]["class"] for r in rows["openvino"]] == [r["top"][0]["class"] for r in rows["onnxruntime"]]
+    scores = {runtime: evaluate_images(root, "cifar_cnn_best", runtime=runtime) for runtime in rows}
+    assert scores["openvino"].confusion_matrix == scores["onnxruntime"].confusion_matrix
+    assert scores["openvino"].accuracy > 0.8
 
 
 def test_predict_with_a_runtime_that_is_not_installed_is_one_line(monkeypatch, capsys):
