@@ -152,3 +152,57 @@ def test_cli_errors_and_the_install_hint(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the [tune] extra were not installed
     assert main(["tune", "fcn_50k"]) != 0
     assert 'pip install -e ".[tune]"' in capsys.readouterr().err
+
+
+@pytest.fixture
+def token_server():
+    """A gRPC server that, like a Ray cluster with token authentication, refuses calls without its token."""
+    grpc = pytest.importorskip("grpc")
+    from concurrent import futures
+
+    class Guard(grpc.GenericRpcHandler):
+        def service(self, details):
+            def answer(request, context):
+                if dict(context.invocation_metadata()).get("authorization") != "Bearer good-token":
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid or missing authentication token")
+                return b""
+
+            return grpc.unary_unary_rpc_method_handler(answer)
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers([Guard()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(None)
+
+
+def test_joining_a_cluster_says_what_to_set(token_server: int, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The README's cluster path as a new user meets it: each failure is one line that says what to do."""
+    from zoo.cli import main
+    from zoo.core.ray_cluster import check_address
+
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "no-token"))
+    for address in (f"127.0.0.1:{token_server}", f"ray://127.0.0.1:{token_server}"):
+        with pytest.raises(ZooError, match="requires its authentication token: set RAY_AUTH_MODE=token"):
+            check_address(address, "tune")
+    assert main(["tune", "fcn_50k", "--address", f"127.0.0.1:{token_server}"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "set RAY_AUTH_MODE=token" in error and "~/.ray/auth_token" in error
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    with pytest.raises(ZooError, match="no token was found"):
+        check_address(f"127.0.0.1:{token_server}", "tune")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "bad-token")
+    with pytest.raises(ZooError, match="refuses this token"):
+        check_address(f"127.0.0.1:{token_server}", "tune")
+    (tmp_path / "token").write_text("good-token\n")
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "token"))
+    check_address(f"ray://127.0.0.1:{token_server}", "tune")  # the token is read where Ray reads it
+    with pytest.raises(ZooError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        check_address("127.0.0.1:1", "tune")
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if ray[client] were not installed
+    with pytest.raises(ZooError, match=r'ray://.* needs ray\[client\] here: .*"zoo-classifiers\[tune\]"'):
+        check_address(f"ray://127.0.0.1:{token_server}", "tune")

@@ -9,7 +9,8 @@ early, and never touches the test set. A candidate architecture is checked again
 budget before it trains. The sweep's winner is printed as the `--set` overrides (and, for an architecture,
 the registry change) that `zoo study NAME --train --seeds 0,1,2 --set ...` then confirms on three seeds.
 
-Ray is an optional extra (`pip install -e ".[tune]"`); nothing else in zoo imports it.
+Ray is an optional extra (`pip install -e ".[tune]"`, which brings Ray Client too, for ray:// addresses);
+starting or joining it is zoo.core.ray_cluster's, which `zoo predict --ray` shares.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import functools
 import json
 import math
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +28,14 @@ from pathlib import Path
 from zoo.api import finish_run
 from zoo.core.errors import ZooError
 from zoo.core.files import atomic_write
+from zoo.core.ray_cluster import start_or_join
 from zoo.core.recipe import FIELD_NAMES as SETTING_NAMES
 from zoo.core.recipe import Recipe
 from zoo.core.registry import get_spec
 from zoo.core.rundir import RunDir
 from zoo.core.spec import ModelSpec
 
-INSTALL_HINT = 'zoo tune needs Ray Tune: pip install -e ".[tune]"  (or: pip install "ray[tune]")'
+INSTALL_HINT = 'zoo tune needs Ray Tune: pip install -e ".[tune]"  (or: pip install "ray[tune,client]")'
 METRIC = "val_accuracy"
 # Searched by default: the recipe fields that moved these models most in the hand-made pilots.
 DEFAULT_SPACES: dict[str, dict[str, object]] = {
@@ -303,9 +304,7 @@ def tune_model(
         ),
         per_trial,
     )  # fmt: skip
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        _start_ray(address)
+    started_ray = start_or_join(address, extra="tune")
     try:
         tuner = _tuner(trainable, experiment_dir, space, samples, epochs, scheduler, seed, max_concurrent)
         # Ray's progress goes to stderr, so stdout holds only zoo's table (or its one JSON document).
@@ -346,29 +345,6 @@ def _tuner(trainable, experiment_dir: Path, space, samples, epochs, scheduler, s
         ),
         run_config=tune.RunConfig(name="ray", storage_path=str(experiment_dir), verbose=0),
     )  # fmt: skip
-
-
-def _start_ray(address: str | None) -> None:
-    """Embedded (no address): a local Ray in this process, on this machine alone. Otherwise
-    join the running cluster at `address` (HOST:PORT, or ray://HOST:10001 from outside it)."""
-    import ray
-
-    if address:
-        # Ray retries an unreachable address for minutes; a plain connection attempt answers in seconds.
-        host, _, port = address.removeprefix("ray://").rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=5).close()
-        except (OSError, ValueError) as error:
-            raise ZooError(
-                f"cannot reach the Ray cluster at {address}: {error or type(error).__name__}", argument="address"
-            ) from error
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ZooError(
-            f"cannot start or reach Ray at {address or 'this machine'}: {first_line}", argument="address"
-        ) from error
 
 
 def collect_trials(runs_dir: Path) -> list[Trial]:
