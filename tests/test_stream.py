@@ -330,3 +330,19 @@ def test_streaming_needs_no_torch(many: list[Path]) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 120
+
+
+def test_json_rows_are_json_dumps_byte_for_byte(many: list[Path]) -> None:
+    """The results file's JSON Lines encoder takes a shortcut for prediction rows; it must write what
+    json.dumps writes, for real rows and for names that need escaping, errors and odd values alike."""
+    from zoo.core.results_file import encode
+
+    rows = rows_of(predict(many[:20], model=MODEL, topk=10))
+    rows += [
+        {**rows[0], "file": 'dir/"quoted"\\ü\n\t€.png'},
+        {**rows[0], "top": []},
+        {**rows[0], "top": [{"class": "x", "probability": float("nan")}]},
+        {**rows[0], "top": [{"class": "x", "probability": 1}]},
+        {"file": "missing.png", "error": "no such file or directory"},
+    ]
+    assert encode(rows, "jsonl", 10) == "".join(json.dumps(row) + "\n" for row in rows)

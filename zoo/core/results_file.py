@@ -10,8 +10,10 @@ before it appends.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +40,7 @@ def csv_columns(topk: int) -> list[str]:
 def encode(rows: list[dict[str, object]], fmt: str, topk: int) -> str:
     """Rows as the text the file holds, each ending in a newline."""
     if fmt == "jsonl":
-        return "".join(json.dumps(row) + "\n" for row in rows)
+        return "".join(_json_row(row) + "\n" for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for row in rows:
@@ -46,6 +48,31 @@ def encode(rows: list[dict[str, object]], fmt: str, topk: int) -> str:
         top += [""] * (2 * topk - len(top))
         writer.writerow([row["file"], row.get("model", ""), row.get("backend", ""), *top, row.get("error") or ""])
     return buffer.getvalue()
+
+
+def _json_row(row: dict[str, object]) -> str:
+    """`json.dumps(row)`, byte for byte, in half its time for a prediction's row (a million rows are written
+    by one process, which also runs the model): the same C string escaping and float repr json uses."""
+    top = row.get("top")
+    if len(row) != 4 or not isinstance(top, list) or not all(_finite(e["probability"]) for e in top):
+        return json.dumps(row)
+    entries = "}, ".join([_class_entry(e["class"]) + float.__repr__(e["probability"]) for e in top])
+    return (
+        f'{{"file": {_string(row["file"])}, "model": {_string(row["model"])}, '
+        f'"backend": {_string(row["backend"])}, "top": [{entries}{"}" if top else ""}]}}'
+    )
+
+
+_string = json.encoder.encode_basestring_ascii  # what json.dumps escapes strings with (ensure_ascii)
+
+
+@functools.cache
+def _class_entry(name: str) -> str:
+    return f'{{"class": {_string(name)}, "probability": '
+
+
+def _finite(value: object) -> bool:
+    return type(value) is float and math.isfinite(value)
 
 
 class StreamWriter:
