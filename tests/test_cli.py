@@ -117,3 +117,23 @@ def test_console_script_exit_status_and_no_traceback():
         [sys.executable, "-m", "zoo.cli", "info", "nonexistent"], capture_output=True, text=True, env=env
     )
     assert "Traceback" in debug.stderr
+
+
+def test_every_help_text_shows_its_brackets(capsys) -> None:
+    """Typer renders help as Rich markup, where "[openvino]" is a style tag that vanishes unless escaped:
+    every bracketed word a help text holds (an extra, a default) must reach the screen."""
+    import re
+
+    import click
+    import typer
+
+    from zoo.cli import app
+
+    command = typer.main.get_command(app)
+    commands = [(name, sub) for name, sub in command.commands.items() if not isinstance(sub, click.Group)]
+    for name, sub in commands:
+        for parameter in sub.params:
+            for word in re.findall(r"\[(\w+)\]", getattr(parameter, "help", None) or ""):
+                assert main([name, "--help"]) == 0
+                shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+                assert f"[{word}]" in shown, f"zoo {name} {parameter.name}: [{word}] is lost in --help"

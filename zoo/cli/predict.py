@@ -42,7 +42,7 @@ def predict_command(
     onnx: Annotated[Path | None, typer.Option("--onnx", help="An exported .onnx to run (implies onnxruntime).")] = None,
     topk: Annotated[int, typer.Option(help="Classes shown per image.")] = 5,
     runtime: Annotated[
-        str, typer.Option(help="What runs the ONNX file: onnxruntime, openvino or openvino-bf16 ([openvino] extra).")
+        str, typer.Option(help="What runs the ONNX file: onnxruntime, openvino or openvino-bf16 (\\[openvino] extra).")
     ] = "onnxruntime",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Search folders' subfolders too.")] = False,
     files_from: Annotated[

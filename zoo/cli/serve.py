@@ -19,7 +19,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes sharing the port.")] = 1,
     runtime: Annotated[
-        str, typer.Option(help="onnxruntime, openvino or openvino-bf16 (the [openvino] extra).")
+        str, typer.Option(help="onnxruntime, openvino or openvino-bf16 (the \\[openvino] extra).")
     ] = "onnxruntime",
 ) -> None:
     """HTTP API (/v1/models, /v1/models/NAME/predict, /openapi.json) and a web page at /, on ONNX Runtime
