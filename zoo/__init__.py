@@ -28,6 +28,9 @@ _PUBLIC = {
     "model_row": "zoo.core.catalog",
     "train": "zoo.api",
     "predict": "zoo.prediction",
+    "iter_predictions": "zoo.prediction",  # a lazy iterator: millions of files without holding them
+    "write_predictions": "zoo.prediction",  # rows to a file as they come, resumable
+    "evaluate_images": "zoo.prediction",  # your own labelled photos (an ImageFolder)
     "download": "zoo.core.download",
     "benchmark": "zoo.bench",
     "export_onnx": "zoo.export",

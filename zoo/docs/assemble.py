@@ -26,6 +26,7 @@ from zoo.docs.deployment import (
 from zoo.docs.files import Link, Regenerated
 from zoo.docs.models import model_pages, models_block, models_index_block
 from zoo.docs.records import Machine, benchmark_records, machines, nine
+from zoo.docs.scale import folder_eval_sentence, predict_scale_block
 from zoo.docs.studies import experiment_outputs, experiments_block, study_outputs, study_summary_block, sweeps_block
 
 BLOCK = re.compile(r"(<!-- zoo\.docs (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /zoo\.docs (?P=name) -->)", re.S)
@@ -59,6 +60,8 @@ def blocks(root: Path) -> dict[str, Callable[[], str]]:
         "cold-start": lambda: cold_start_block(root),
         "bare-loop": lambda: bare_loop_block(root),
         "onnx-checks": lambda: onnx_block(root),
+        "predict-scale": lambda: predict_scale_block(root),
+        "eval-images": lambda: folder_eval_sentence(root),
         "study-summary": lambda: study_summary_block(root),
         "experiments": lambda: experiments_block(root),
         "sweeps": lambda: sweeps_block(root),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +15,12 @@ CAPTURES: dict[str, tuple[str, ...]] = {
     "info": ("zoo info cnn_20k",),
     "train": ("zoo train cnn_20k --epochs 2 --data-dir ../shared/data --out runs/cnn_20k-demo",),
     "eval": ("zoo eval cnn_20k --data-dir ../shared/data",),
+    "eval-images": (
+        "for f in examples/*.png; do c=${f#examples/?-}; mkdir -p my-photos/${c%.png}; cp $f my-photos/${c%.png}/; done",
+        "cp examples/6-shirt.png my-photos/t-shirt-top/",
+        "ls my-photos",
+        "zoo eval cnn_20k --images my-photos",
+    ),
     "export": ("zoo export cnn_20k --weights runs/cnn_20k-demo/best.safetensors --data-dir ../shared/data",),
     "predict": (
         "zoo predict examples/3-dress.png",
@@ -64,7 +70,7 @@ def capture(root: Path, names: list[str]) -> int:
             script = []
             for line in CAPTURES[name]:
                 if not line.startswith(HIDDEN):
-                    script.append(f"echo {json.dumps('$ ' + line)}")
+                    script.append(f"printf '%s\\n' {shlex.quote('$ ' + line)}")  # shown as written, unexpanded
                 script.append(line)
             columns = {"COLUMNS": str(WIDTH.get(name, 100))}
             done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=work, env={**env, **columns}, text=True,
