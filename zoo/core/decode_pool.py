@@ -27,8 +27,9 @@ from zoo.core.images import ImageError, InputFile, decode_side, open_image, rais
 
 IN_FLIGHT_PER_PROCESS = 2  # batches queued per decoding process: one decoding, one waiting
 # The first batch is this small, so that the first rows come within a second even from a model that takes
-# 15 ms an image (cifar_cnn_best on 2 cores); every batch after it is full.
-FIRST_BATCH = 16
+# 9 ms an image (cifar_cnn_best, six views, on 2 cores): then they wait on Python's start and the model's
+# loading, not on the model. Every batch after it is full.
+FIRST_BATCH = 4
 
 
 @dataclass(frozen=True)
