@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gzip
 import json
 import os
 import platform
@@ -34,22 +33,12 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
+from zoo.core.datafiles import load_arrays
+from zoo.core.datasets import FASHION_MNIST_CLASSES
+from zoo.core.device import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE = [sys.executable, str(ROOT / "benchmarks" / "bare_pipeline.py")]
-FASHION_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 
 def cases(work: Path) -> dict[str, dict[str, object]]:
@@ -77,7 +66,7 @@ def prepare(work: Path, data: Path) -> None:
     """The inputs, made once (a folder that exists is kept)."""
     from PIL import Image
 
-    images = _idx(data / "fashion-mnist" / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    images = load_arrays("fashion_mnist", data)[0]["test_x"][:, 0]
     flat = work / "fashion-10k"
     if not flat.is_dir():
         flat.mkdir(parents=True)
@@ -103,20 +92,15 @@ def prepare(work: Path, data: Path) -> None:
             archive.extractall(work, filter="data")
 
 
-def _idx(path: Path, header: int) -> np.ndarray:
-    with gzip.open(path) as handle:
-        return np.frombuffer(handle.read()[header:], np.uint8)
-
-
 def truth(work: Path, data: Path):
     """The true class of an output row's file, by its name (Fashion-MNIST: the test index) or folder (CIFAR-10)."""
-    labels = _idx(data / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz", 8)
+    labels = load_arrays("fashion_mnist", data)[0]["test_y"]
 
     def label(file: str) -> str:
         path = Path(file)
         if "cifar10-jpeg" in path.parts:
             return path.parent.name
-        return FASHION_CLASSES[labels[int(path.stem.rpartition("-")[2])]]
+        return FASHION_MNIST_CLASSES[labels[int(path.stem.rpartition("-")[2])]]
 
     return label
 
@@ -249,9 +233,7 @@ def _commit() -> str:
 
 
 def _machine() -> dict[str, object]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())  # fmt: skip
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_info()["model"], "cores": os.cpu_count(), "python": platform.python_version(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)}  # fmt: skip
 
 
