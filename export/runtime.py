@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.core.errors import ZooError
+from zoo.core.extras import install_command
 from zoo.export.metadata import INPUT_NAME, parse_metadata, preprocessing_from_metadata
 
 
@@ -38,8 +39,7 @@ RUNTIMES = ("onnxruntime", "openvino", "openvino-bf16")  # openvino: f32 inferen
 
 
 OPENVINO_MISSING = (
-    "the openvino runtime needs OpenVINO, which comes with the [openvino] extra: python3 -m pip install "
-    '"zoo-classifiers[openvino]"'
+    f"the openvino runtime needs OpenVINO, which comes with the [openvino] extra: {install_command('openvino')}"
 )
 
 

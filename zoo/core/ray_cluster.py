@@ -16,15 +16,12 @@ import socket
 from pathlib import Path
 
 from zoo.core.errors import ZooError
+from zoo.core.extras import install_command
 
 CLIENT_PREFIX = "ray://"
 # One cheap call each server answers; an UNAUTHENTICATED answer means it wants the token.
 PROBES = {"gcs": "/ray.rpc.NodeInfoGcsService/GetClusterId", "client": "/ray.rpc.RayletDriver/ClusterInfo"}
 TOKEN_PLACES = "~/.ray/auth_token, the file RAY_AUTH_TOKEN_PATH names, or RAY_AUTH_TOKEN"
-
-
-def install_hint(extra: str) -> str:
-    return f'python3 -m pip install "zoo-classifiers[{extra}]"'
 
 
 def start_or_join(address: str | None, *, extra: str, num_cpus: int | None = None) -> bool:
@@ -34,7 +31,7 @@ def start_or_join(address: str | None, *, extra: str, num_cpus: int | None = Non
     try:
         import ray
     except ImportError as error:
-        raise ZooError(f"Ray is not installed: {install_hint(extra)}") from error
+        raise ZooError(f"Ray is not installed: {install_command(extra)}") from error
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or None  # as ray.init reads it, but probed first
@@ -74,7 +71,7 @@ def check_address(address: str, extra: str) -> None:
     except ImportError as error:
         if kind == "client":
             raise ZooError(
-                f"{address} is a Ray Client address, which needs ray[client] here: {install_hint(extra)}"
+                f"{address} is a Ray Client address, which needs ray[client] here: {install_command(extra)}"
             ) from error
         return  # Ray's own connection reports the rest
     if _answers_unauthenticated(grpc, f"{host}:{port}", PROBES[kind], token=None):
