@@ -14,11 +14,14 @@ from; `evaluate_images` scores a folder of labelled photos; `--ray` runs the sam
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import itertools
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -265,15 +268,31 @@ def write_predictions(
     started, predicted, failed = time.perf_counter(), 0, 0
     try:
         for _, batch in _prediction_batches(images, topk=topk, done=done, **options):
-            results.append([p.to_dict() for p in batch])
-            errors = sum(p.error is not None for p in batch)
-            predicted, failed = predicted + len(batch) - errors, failed + errors
-            if progress is not None:
-                progress(resumed + predicted + failed)
+            rows = [p.to_dict() for p in batch]
+            with _ctrl_c_deferred():  # the rows written and the count reported change together
+                results.append(rows)
+                errors = sum(p.error is not None for p in batch)
+                predicted, failed = predicted + len(batch) - errors, failed + errors
+                if progress is not None:
+                    progress(resumed + predicted + failed)
     finally:
         if not stream:
             results.close()
     return PredictionSummary(predicted, failed, resumed, resumed_failed, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """SIGINT held back while a batch's rows are written and counted: Ctrl-C between the two would report
+    one batch fewer than the file holds ("interrupted after N inputs"). It is delivered on leaving."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def evaluate_images(
